@@ -1,0 +1,194 @@
+"""Typed, frozen configuration: YAML in, validated objects out.
+
+A run's config file has four sections::
+
+    task: reverse            # a registered task name
+    data: {...}              # the task's data config
+    model: {...}             # the task's model config (architecture only)
+    train: {...}             # :class:`TrainConfig`, shared by every task
+
+Every section is a frozen pydantic model that forbids unknown keys. Errors are turned into one-line
+:class:`ConfigError` messages that name the bad key and list the valid ones, so the CLI can print
+them and exit with status 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the user in one line."""
+
+
+class FrozenConfig(BaseModel):
+    """Base of every config section: keyword-only, immutable, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class TrainConfig(FrozenConfig):
+    """How to train: optimiser, schedule, budget, clipping, checkpoints. Holds no architecture."""
+
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    schedule: Literal["constant", "linear", "cosine", "inverse_sqrt"] = "constant"
+    warmup_steps: int = 0
+    batch_size: int = 64
+    max_steps: int | None = None
+    epochs: int | None = None
+    max_time_s: float | None = None
+    clip_grad_norm: float | None = 1.0
+    eval_every: int = 200
+    early_stopping_metric: str | None = None
+    early_stopping_patience: int | None = None
+    seed: int = 0
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    nonfinite: Literal["skip", "stop"] = "skip"
+    max_nonfinite: int = 50
+    log_every: int = 10
+    progress: bool | None = None
+    threads: int | None = None
+
+
+class RunConfig(FrozenConfig):
+    """A whole run: the task name and its three config sections."""
+
+    task: str
+    data: FrozenConfig
+    model: FrozenConfig
+    train: TrainConfig = TrainConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (what ``config.yaml`` in a run folder holds)."""
+        return {
+            "task": self.task,
+            "data": self.data.model_dump(mode="json"),
+            "model": self.model.model_dump(mode="json"),
+            "train": self.train.model_dump(mode="json"),
+        }
+
+
+SECTIONS = ("task", "data", "model", "train")
+
+
+def _valid_keys(cls: type[BaseModel]) -> str:
+    return ", ".join(sorted(cls.model_fields))
+
+
+def build_section(cls: type[FrozenConfig], values: Any, section: str) -> FrozenConfig:
+    """Validate ``values`` (a mapping) into ``cls``; raise :class:`ConfigError` naming the key."""
+    if values is None:
+        values = {}
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"config section '{section}' must be a mapping, got {type(values).__name__}")
+    try:
+        return cls.model_validate(dict(values))
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in (section, *first["loc"]))
+        if first["type"] == "extra_forbidden":
+            bad = str(first["loc"][-1])
+            close = difflib.get_close_matches(bad, list(cls.model_fields), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(
+                f"unknown config key '{key}'{hint}; valid keys in '{section}': {_valid_keys(cls)}"
+            ) from None
+        raise ConfigError(f"invalid value for '{key}': {first['msg']}") from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``"train.lr=3e-4"`` into (["train", "lr"], 0.0003); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like section.key=value")
+    path, _, raw = text.partition("=")
+    keys = path.strip().split(".")
+    if not all(keys):
+        raise ConfigError(f"override '{text}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return keys, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Return a copy of the raw config dict with ``--set`` overrides applied."""
+    out: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in raw.items()}
+    for text in overrides:
+        keys, value = parse_override(text)
+        if keys[0] not in SECTIONS:
+            raise ConfigError(
+                f"unknown config section '{keys[0]}' in override '{text}'; valid sections: "
+                + ", ".join(SECTIONS)
+            )
+        if len(keys) == 1:
+            out[keys[0]] = value
+            continue
+        node = out.setdefault(keys[0], {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set '{text}': '{keys[0]}' is not a mapping")
+        for key in keys[1:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"cannot set '{text}': '{key}' is not a mapping")
+        node[keys[-1]] = value
+    return out
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping from ``path``; errors name the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not valid UTF-8 ({err.reason})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: malformed YAML: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def build_run_config(raw: Mapping[str, Any]) -> RunConfig:
+    """Validate a raw mapping (from YAML plus overrides) into a :class:`RunConfig`."""
+    from rnnkit.registry import get_task
+
+    unknown = [k for k in raw if k not in SECTIONS]
+    if unknown:
+        raise ConfigError(
+            f"unknown config section '{unknown[0]}'; valid sections: " + ", ".join(SECTIONS)
+        )
+    if "task" not in raw:
+        raise ConfigError("config has no 'task'")
+    task_cls = get_task(str(raw["task"]))
+    return RunConfig(
+        task=task_cls.name,
+        data=build_section(task_cls.DataConfig, raw.get("data"), "data"),
+        model=build_section(task_cls.ModelConfig, raw.get("model"), "model"),
+        train=build_section(TrainConfig, raw.get("train"), "train"),  # type: ignore[arg-type]
+    )
+
+
+def load_config(path: Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read ``path``, apply ``--set`` overrides and validate. Raises :class:`ConfigError`."""
+    return build_run_config(apply_overrides(read_yaml(path), overrides))
