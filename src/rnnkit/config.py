@@ -92,7 +92,9 @@ def build_section(cls: type[FrozenConfig], values: Any, section: str) -> FrozenC
     if values is None:
         values = {}
     if not isinstance(values, Mapping):
-        raise ConfigError(f"config section '{section}' must be a mapping, got {type(values).__name__}")
+        raise ConfigError(
+            f"config section '{section}' must be a mapping, got {type(values).__name__}"
+        )
     try:
         return cls.model_validate(dict(values))
     except ValidationError as err:
@@ -165,7 +167,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the config must be a mapping of sections, got {type(raw).__name__}")
+        raise ConfigError(
+            f"{path}: the config must be a mapping of sections, got {type(raw).__name__}"
+        )
     return raw
 
 
@@ -185,7 +189,7 @@ def build_run_config(raw: Mapping[str, Any]) -> RunConfig:
         task=task_cls.name,
         data=build_section(task_cls.DataConfig, raw.get("data"), "data"),
         model=build_section(task_cls.ModelConfig, raw.get("model"), "model"),
-        train=build_section(TrainConfig, raw.get("train"), "train"),  # type: ignore[arg-type]
+        train=build_section(TrainConfig, raw.get("train"), "train"),
     )
 
 
