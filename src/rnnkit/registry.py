@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 T = TypeVar("T", bound="type[Task]")
 
 _TASKS: dict[str, type[Task]] = {}
-_BUILTIN_MODULES = ("rnnkit.models.synthetic",)
+_BUILTIN_MODULES = ("rnnkit.models.synthetic", "rnnkit.models.memory")
 
 
 def register_task(cls: T) -> T:

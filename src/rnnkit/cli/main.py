@@ -1,0 +1,129 @@
+"""The ``rnnkit`` command line: a thin layer over :mod:`rnnkit.api`.
+
+Each verb parses its arguments, calls one public function and prints or writes its result. Problems
+with the user's input (config, data files, run folders) print one ``rnnkit: error: ...`` line and exit
+with status 2; a training failure exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rnnkit import __version__
+
+
+def _train(args: argparse.Namespace) -> int:
+    from rnnkit import api
+    from rnnkit.config import load_config
+
+    config = load_config(Path(args.config), args.set)
+    result = api.train(config, Path(args.out), resume=args.resume)
+    print(
+        f"trained {config.task} to step {result.step} in {result.elapsed_s:.1f} s "
+        f"({result.stop_reason}); run folder: {args.out}"
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from rnnkit import api
+
+    metrics = api.evaluate(Path(args.run), Path(args.data), weights=args.weights)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        for key, value in metrics.items():
+            print(f"{key}\t{value:.6g}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from rnnkit import api
+
+    inputs = list(args.inputs)
+    if args.input:
+        path = Path(args.input)
+        try:
+            inputs += [
+                line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+            ]
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: cannot read ({err})") from None
+    if not inputs:
+        raise ValueError("nothing to predict: give inputs as arguments or --input FILE")
+    outputs = api.predict(Path(args.run), inputs, weights=args.weights)
+    if args.json:
+        print(json.dumps([{"input": i, "output": o} for i, o in zip(inputs, outputs, strict=True)]))
+    else:
+        for output in outputs:
+            print(output)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``rnnkit`` command."""
+    parser = argparse.ArgumentParser(
+        prog="rnnkit",
+        description="Recurrent neural networks: train, evaluate and use RNN/LSTM/GRU models.",
+    )
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    train = verbs.add_parser("train", help="train a model from a YAML config into a run folder")
+    train.add_argument(
+        "config", metavar="CONFIG", help="YAML config (sections task, data, model, train)"
+    )
+    train.add_argument("--out", required=True, metavar="RUN", help="run folder to create or resume")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.lr=3e-4 (repeatable)",
+    )
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    train.set_defaults(handler=_train)
+
+    weights_help = "weights to use: best on validation (default) or the final ones"
+    evaluate = verbs.add_parser("evaluate", help="metrics of a trained run on a data file")
+    evaluate.add_argument("run", metavar="RUN", help="run folder")
+    evaluate.add_argument("--data", required=True, metavar="FILE", help="data file (task's format)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--weights", choices=["best", "final"], default="best", help=weights_help)
+    evaluate.set_defaults(handler=_evaluate)
+
+    predict = verbs.add_parser("predict", help="run a trained model on inputs")
+    predict.add_argument("run", metavar="RUN", help="run folder")
+    predict.add_argument("inputs", nargs="*", metavar="INPUT", help="inputs, in the task's format")
+    predict.add_argument("--input", metavar="FILE", help="read inputs from FILE, one per line")
+    predict.add_argument("--json", action="store_true", help="print JSON")
+    predict.add_argument("--weights", choices=["best", "final"], default="best", help=weights_help)
+    predict.set_defaults(handler=_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rnnkit`` console script; returns the exit status."""
+    from rnnkit.io import CheckpointError
+    from rnnkit.training import TrainingError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (ValueError, CheckpointError, FileNotFoundError) as err:
+        print(f"rnnkit: error: {err}", file=sys.stderr)
+        return 2
+    except TrainingError as err:
+        print(f"rnnkit: training failed: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rnnkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
