@@ -13,7 +13,8 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "torch==$(TORCH_VERSION)"
-	$(BIN)/pip install -e ".[dev]"
+	$(BIN)/pip install -e ".[dev,baselines,parquet]"
+	$(BIN)/pip install --no-deps "pmdarima>=2.0"
 	touch $(STAMP)
 
 demo: $(STAMP)

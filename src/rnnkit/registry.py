@@ -13,7 +13,11 @@ if TYPE_CHECKING:
 T = TypeVar("T", bound="type[Task]")
 
 _TASKS: dict[str, type[Task]] = {}
-_BUILTIN_MODULES = ("rnnkit.models.synthetic", "rnnkit.models.memory")
+_BUILTIN_MODULES = (
+    "rnnkit.models.synthetic",
+    "rnnkit.models.memory",
+    "rnnkit.models.forecaster",
+)
 
 
 def register_task(cls: T) -> T:

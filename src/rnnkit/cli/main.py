@@ -32,7 +32,15 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from rnnkit import api
 
-    metrics = api.evaluate(Path(args.run), Path(args.data), weights=args.weights)
+    run, data = Path(args.run), Path(args.data)
+    if api.read_run_config(run).task == "forecasting":
+        from rnnkit.models.forecaster import backtest
+
+        metrics = backtest(run, data, folds=args.folds, weights=args.weights)
+    elif args.folds != 1:
+        raise ValueError("--folds applies to forecasting runs only")
+    else:
+        metrics = api.evaluate(run, data, weights=args.weights)
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -44,6 +52,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from rnnkit import api
 
+    if args.data is not None:
+        return _forecast(args)
     inputs = list(args.inputs)
     if args.input:
         path = Path(args.input)
@@ -61,6 +71,27 @@ def _predict(args: argparse.Namespace) -> int:
     else:
         for output in outputs:
             print(output)
+    return 0
+
+
+def _forecast(args: argparse.Namespace) -> int:
+    from rnnkit import api
+    from rnnkit.models.forecaster import forecast
+
+    run = Path(args.run)
+    if api.read_run_config(run).task != "forecasting":
+        raise ValueError(f"{run}: --data/--horizon apply to forecasting runs only")
+    frame = forecast(
+        run,
+        Path(args.data),
+        args.horizon,
+        output=args.output,
+        plot=args.plot,
+        actuals=args.actuals,
+        weights=args.weights,
+    )
+    if args.output is None:
+        print(frame.to_csv(index=False), end="")
     return 0
 
 
@@ -94,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, metavar="FILE", help="data file (task's format)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--weights", choices=["best", "final"], default="best", help=weights_help)
+    evaluate.add_argument(
+        "--folds",
+        type=int,
+        default=1,
+        help="forecasting: rolling-origin backtest folds (default 1)",
+    )
     evaluate.set_defaults(handler=_evaluate)
 
     predict = verbs.add_parser("predict", help="run a trained model on inputs")
@@ -102,7 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", metavar="FILE", help="read inputs from FILE, one per line")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument("--weights", choices=["best", "final"], default="best", help=weights_help)
+    forecasting = predict.add_argument_group("forecasting runs")
+    forecasting.add_argument("--data", metavar="FILE", help="history CSV/Parquet to forecast from")
+    forecasting.add_argument("--horizon", type=int, help="steps to forecast (default: trained)")
+    forecasting.add_argument("--output", metavar="CSV", help="write the forecast here")
+    forecasting.add_argument("--plot", metavar="PNG", help="draw history, forecast and interval")
+    forecasting.add_argument("--actuals", metavar="FILE", help="known future values for the plot")
     predict.set_defaults(handler=_predict)
+
+    from rnnkit.cli import diagnose
+
+    diagnose.add_parser(verbs)
     return parser
 
 
