@@ -54,6 +54,18 @@ def test_atomic_write_keeps_the_old_file_when_the_body_fails(tmp_path: Path) -> 
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
 
 
+def test_atomic_write_gives_the_mode_open_would(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "a.txt", "x")
+        os.umask(0o077)
+        write_text_atomic(tmp_path / "b.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o600
+
+
 def test_atomic_write_fsyncs_file_and_folder(tmp_path: Path, monkeypatch: Any) -> None:
     synced: list[str] = []
     real_fsync = os.fsync

@@ -57,6 +57,13 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _default_file_mode() -> int:
+    """The mode a file made by ``open(path, "w")`` gets: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Context manager yielding a binary file whose content replaces ``path`` atomically on exit.
@@ -78,6 +85,7 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
+            os.chmod(tmp, _default_file_mode())  # mkstemp makes 0600; give what open() would
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:

@@ -1,0 +1,483 @@
+"""How far back can each cell remember? Train every cell on a long-memory task at growing lengths
+under the same budget, and report the held-out metric against the memoryless baseline.
+
+Each (cell, length, seed) is an ordinary run of the task through the :class:`~rnnkit.training.Trainer`
+(stopped early once validation reaches the task's "solved" threshold), evaluated on a test stream the
+run never saw. Runs go to worker processes, one intra-op thread each, so two cores train two models.
+
+The tasks (see :mod:`rnnkit.models.memory`): ``adding`` (B, T, 2) -> (B, 1) regression, solved at
+test MSE < 0.01 against a baseline of 1/6; ``copy_memory`` (B, T + 20) tokens -> (B, T + 20)
+labels, solved below a tenth of the memoryless cross-entropy 10 log 8 / (T + 20); ``first_token``
+(B, T) tokens -> (B,) class, solved at accuracy >= 0.99 against 1/V.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from rnnkit.models.generated import GeneratedTask
+
+MEMORY_TASKS = ("adding", "copy_memory", "first_token")
+CELLS = ("rnn", "lstm", "gru")
+DEFAULT_LENGTHS = (5, 10, 20, 50, 100, 200)
+SOLVED_WHEN = {
+    "adding": "mse < 0.01",
+    "copy_memory": "loss < baseline / 10",
+    "first_token": "accuracy >= 0.99",
+}
+"""Each task's solved rule in words (the rule itself is the task's ``memory_solved``)."""
+
+
+def solved_threshold(task: str, baseline: float) -> float:
+    """The metric value at which ``task`` counts as solved (for tables and figures)."""
+    if task == "adding":
+        return 0.01
+    if task == "copy_memory":
+        return baseline / 10
+    if task == "first_token":
+        return 0.99
+    raise ValueError(f"unknown memory task '{task}'; valid tasks: {', '.join(MEMORY_TASKS)}")
+
+
+@dataclass(frozen=True)
+class MemoryResult:
+    """One cell at one length: held-out metric, the memoryless baseline, solved or not."""
+
+    cell: str
+    task: str
+    length: int
+    seed: int
+    metric: float
+    baseline: float
+    solved: bool
+    seconds: float
+    steps: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (one entry of ``--json``'s ``results``)."""
+        return asdict(self)
+
+
+LEARNING_RATES = {"rnn": 1e-3, "lstm": 1e-2, "gru": 1e-2}
+"""Adam learning rate of each cell, the best of 1e-3, 3e-3 and 1e-2 on the adding problem (see
+docs/diagnostics.md): at 1e-2 the Elman RNN's loss jumps about and it fails even T=20, at 1e-3 it
+solves T=50; the LSTM and GRU learn T=200 two to three times faster at 1e-2 than at 3e-3."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of the benchmark.
+
+    Attributes:
+        task, cell, length, seed: what to train (``length`` is T; the seed draws the initial
+            weights and the data).
+        hidden_size: H.
+        max_time_s: training budget in seconds; the run stops earlier once validation is solved.
+        max_steps: optional step budget as well (whichever ends first); steps do not depend on
+            the machine's speed, so a step budget gives the same result everywhere.
+        lr: Adam learning rate; None takes the cell's entry of :data:`LEARNING_RATES`.
+        run_dir: keep the run folder there (else a temporary folder).
+    """
+
+    task: str
+    cell: str
+    length: int
+    seed: int
+    hidden_size: int
+    max_time_s: float
+    max_steps: int | None = None
+    lr: float | None = None
+    run_dir: str | None = None
+
+
+def memory_config(spec: RunSpec) -> dict[str, Any]:
+    """The raw run config of one benchmark run (validated by :func:`build_run_config`).
+
+    Adam at the cell's learning rate, batch 64, gradient norm clipped to 1, validation on 512
+    held-out sequences every 100 steps, one thread.
+    """
+    model: dict[str, Any] = {"cell": spec.cell, "hidden_size": spec.hidden_size}
+    if spec.task != "adding":
+        model["embedding_size"] = 16
+    return {
+        "task": spec.task,
+        "data": {
+            "length": spec.length,
+            "seed": spec.seed,
+            "train_size": 1_000_000,
+            "valid_size": 512,
+        },
+        "model": model,
+        "train": {
+            "lr": spec.lr if spec.lr is not None else LEARNING_RATES.get(spec.cell, 3e-3),
+            "batch_size": 64,
+            "max_time_s": spec.max_time_s,
+            "max_steps": spec.max_steps,
+            "eval_every": 100,
+            "clip_grad_norm": 1.0,
+            "checkpoint_every": 1_000_000,
+            "keep_checkpoints": 1,
+            "log_every": 50,
+            "progress": False,
+            "seed": spec.seed,
+            "threads": 1,
+        },
+    }
+
+
+def solved_with_margin(task: GeneratedTask) -> Callable[[float], bool]:
+    """When a run may stop: its validation metric is solved with a margin of two.
+
+    Stopping as soon as validation crosses the threshold leaves the test metric (another sample)
+    on the threshold, solved or not by chance. So a loss must be below half the threshold (the
+    adding problem: validation MSE < 0.005 for a test MSE < 0.01) and an accuracy's error below
+    half the allowed error (first token: validation accuracy >= 0.995).
+    """
+    from rnnkit.training.trainer import metric_mode
+
+    if metric_mode(task.memory_metric, task) == "min":
+        return lambda value: task.memory_solved(2 * value)
+    return lambda value: task.memory_solved(2 * value - 1)
+
+
+def run_one(spec: RunSpec) -> MemoryResult:
+    """Train and test one run: train until solved on validation or out of budget, then test.
+
+    The test set is the task's held-out stream (2000 sequences never seen in training or
+    validation), scored with the weights that were best on validation. A run stops early once
+    validation is solved with a margin (:func:`solved_with_margin`). A kept run folder
+    (``spec.run_dir``) is a normal one (``config.yaml``, ``best.safetensors``, ``metrics.csv``),
+    so ``rnnkit evaluate`` and ``rnnkit predict`` work on it.
+    """
+    from rnnkit.api import write_config
+    from rnnkit.config import build_run_config
+    from rnnkit.io import load_safetensors
+    from rnnkit.models.generated import GeneratedTask
+    from rnnkit.registry import get_task
+    from rnnkit.training import train_task
+
+    config = build_run_config(memory_config(spec))
+    with tempfile.TemporaryDirectory(prefix="rnnkit-memory-") as tmp:
+        folder = Path(spec.run_dir) if spec.run_dir is not None else Path(tmp)
+        task = get_task(spec.task)(config, folder)
+        assert isinstance(task, GeneratedTask)
+        if spec.run_dir is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_config(config, folder)
+        start = time.perf_counter()
+        result = train_task(task, folder, stop_when=solved_with_margin(task))
+        seconds = time.perf_counter() - start
+        model = task.build_model()
+        best = folder / "best.safetensors"
+        weights = best if best.exists() else folder / "model.safetensors"
+        model.load_state_dict(load_safetensors(weights))
+        model.eval()
+        metrics = task.evaluate(model, task.test_batches())
+    value = metrics[task.memory_metric]
+    return MemoryResult(
+        cell=spec.cell,
+        task=spec.task,
+        length=spec.length,
+        seed=spec.seed,
+        metric=value,
+        baseline=task.memory_baseline(),
+        solved=task.memory_solved(value),
+        seconds=seconds,
+        steps=result.step,
+    )
+
+
+def default_jobs() -> int:
+    """Worker processes when none are asked for: the CPU cores this process may use, at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+def worker_setup() -> None:
+    """Set up a benchmark worker process for fast, comparable CPU training runs.
+
+    One intra-op thread (the workers share the cores); denormal floats flushed to zero (vanishing
+    gradients underflow into them, and the CPU handles them up to 10x slower: an LSTM step at T=200
+    took 160 ms instead of 27 ms); and, with glibc, freed memory kept for reuse rather than
+    returned to the OS (which cost a page fault per page on every step, about 40% of a step at
+    T=200). Meant for worker processes: the settings are process-wide.
+    """
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 1 << 30)
+    mallopt(m_trim_threshold, 1 << 30)
+
+
+def run_many(
+    specs: Sequence[RunSpec],
+    *,
+    jobs: int | None = None,
+    on_result: Callable[[MemoryResult], None] | None = None,
+) -> list[MemoryResult]:
+    """Run every spec in ``jobs`` spawned worker processes; return the results in spec order.
+
+    Every run goes to a worker (set up by :func:`worker_setup`), even with ``jobs=1``, so that the
+    calling process keeps its settings and every run sees the same ones. The longest sequences
+    start first, so the pool does not end waiting on one slow run. ``on_result`` is called in this
+    process with each result as it arrives.
+    """
+    jobs = jobs or default_jobs()
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if not specs:
+        return []
+    order = sorted(range(len(specs)), key=lambda i: -specs[i].length)
+    results: dict[int, MemoryResult] = {}
+    workers = min(jobs, len(specs))
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=worker_setup
+    ) as pool:
+        futures = {pool.submit(run_one, specs[i]): i for i in order}
+        for future in as_completed(futures):
+            i = futures[future]
+            results[i] = future.result()
+            if on_result is not None:
+                on_result(results[i])
+    return [results[i] for i in range(len(specs))]
+
+
+def check_grid(cells: Sequence[str], task: str, lengths: Sequence[int]) -> None:
+    """Raise ValueError naming the first unknown cell, unknown task or bad length."""
+    if not cells:
+        raise ValueError(f"no cells given; valid cells: {', '.join(CELLS)}")
+    for cell in cells:
+        if cell not in CELLS:
+            raise ValueError(f"unknown cell '{cell}'; valid cells: {', '.join(CELLS)}")
+    if task not in MEMORY_TASKS:
+        raise ValueError(f"unknown memory task '{task}'; valid tasks: {', '.join(MEMORY_TASKS)}")
+    minimum = 2 if task == "adding" else 1
+    if not lengths or min(lengths) < minimum:
+        raise ValueError(
+            f"lengths must be integers >= {minimum} for task '{task}', got {list(lengths)}"
+        )
+
+
+def memory_benchmark(
+    *,
+    cells: Sequence[str] = CELLS,
+    task: str = "adding",
+    lengths: Sequence[int] = DEFAULT_LENGTHS,
+    hidden_size: int = 64,
+    max_time_s: float = 90.0,
+    max_steps: int | None = None,
+    lr: float | None = None,
+    seeds: int = 1,
+    jobs: int | None = None,
+    out: Path | None = None,
+    on_result: Callable[[MemoryResult], None] | None = None,
+) -> list[MemoryResult]:
+    """Train every cell at every length (``seeds`` times) and test it.
+
+    Args:
+        cells: any of "rnn", "lstm", "gru".
+        task: "adding", "copy_memory" or "first_token".
+        lengths: sequence lengths T (the delay for copy_memory).
+        hidden_size: H of every model.
+        max_time_s: training budget of each run (a run stops earlier once solved on validation).
+        max_steps: optional step budget of each run as well (whichever ends first).
+        lr: Adam learning rate of every cell; None: each cell's :data:`LEARNING_RATES` entry.
+        seeds: runs per (cell, length), with seeds 0 .. seeds-1.
+        jobs: worker processes (default: the CPU cores available, at most 4).
+        out: keep each run folder under ``out/<task>-<cell>-T<length>-s<seed>``.
+        on_result: called with each result as it arrives (progress reporting).
+
+    Returns:
+        Results ordered by cell, length, seed.
+    """
+    check_grid(cells, task, lengths)
+    if hidden_size < 1:
+        raise ValueError(f"hidden_size must be >= 1, got {hidden_size}")
+    if not max_time_s > 0:
+        raise ValueError(f"max_time_s must be > 0, got {max_time_s}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    if lr is not None and not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    specs = [
+        RunSpec(
+            task=task,
+            cell=cell,
+            length=length,
+            seed=seed,
+            hidden_size=hidden_size,
+            max_time_s=max_time_s,
+            max_steps=max_steps,
+            lr=lr,
+            run_dir=None if out is None else str(out / f"{task}-{cell}-T{length}-s{seed}"),
+        )
+        for cell in cells
+        for length in lengths
+        for seed in range(seeds)
+    ]
+    return run_many(specs, jobs=jobs, on_result=on_result)
+
+
+def largest_solved(results: Sequence[MemoryResult]) -> dict[str, int | None]:
+    """For each cell, the largest length at which every seed solved the task (None if none)."""
+    out: dict[str, int | None] = {}
+    for cell in dict.fromkeys(r.cell for r in results):
+        lengths = sorted({r.length for r in results if r.cell == cell})
+        solved = [
+            n for n in lengths if all(r.solved for r in results if r.cell == cell and r.length == n)
+        ]
+        out[cell] = max(solved) if solved else None
+    return out
+
+
+def _group(results: Sequence[MemoryResult]) -> dict[tuple[str, int], list[MemoryResult]]:
+    groups: dict[tuple[str, int], list[MemoryResult]] = {}
+    for r in results:
+        groups.setdefault((r.cell, r.length), []).append(r)
+    return groups
+
+
+def format_result(result: MemoryResult) -> str:
+    """One progress line: ``lstm T=100 seed 0: mse 0.0042 solved (12.3 s, 1400 steps)``."""
+    from rnnkit.registry import get_task
+
+    metric = getattr(get_task(result.task), "memory_metric", "metric")
+    verdict = "solved" if result.solved else "not solved"
+    return (
+        f"{result.cell} T={result.length} seed {result.seed}: {metric} {result.metric:.4g} "
+        f"{verdict} ({result.seconds:.1f} s, {result.steps} steps)"
+    )
+
+
+def format_table(results: Sequence[MemoryResult]) -> str:
+    """The benchmark as text: one row per cell, one column per length, ``*`` marks solved.
+
+    With several seeds a cell shows the mean metric and ``k/n`` seeds solved. The last lines give the
+    baseline, the solved rule and the largest length each cell solves.
+    """
+    if not results:
+        return "no results"
+    from rnnkit.registry import get_task
+
+    task = results[0].task
+    metric = getattr(get_task(task), "memory_metric", "metric")
+    cells = list(dict.fromkeys(r.cell for r in results))
+    lengths = sorted({r.length for r in results})
+    groups = _group(results)
+    seeds = max(len(g) for g in groups.values())
+    header = [f"{task} ({metric})", *(f"T={n}" for n in lengths)]
+    rows = [header]
+    for cell in cells:
+        row = [cell]
+        for n in lengths:
+            group = groups.get((cell, n), [])
+            if not group:
+                row.append("-")
+                continue
+            mean = statistics.fmean(r.metric for r in group)
+            solved = sum(r.solved for r in group)
+            mark = (
+                ("*" if solved == len(group) else " ") if seeds == 1 else f" {solved}/{len(group)}"
+            )
+            row.append(f"{mean:.4f}{mark}")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    baselines = sorted({round(r.baseline, 4) for r in results})
+    baseline_text = (
+        f"{baselines[0]:.4f}"
+        if len(baselines) == 1
+        else ", ".join(f"T={r.length}: {r.baseline:.4f}" for r in _first_per_length(results))
+    )
+    solved_mark = "* = solved" if seeds == 1 else "k/n = seeds solved"
+    lines.append(
+        f"memoryless baseline: {baseline_text}; solved when {SOLVED_WHEN[task]} ({solved_mark})"
+    )
+    best = largest_solved(results)
+    lines.append(
+        "largest length solved: "
+        + ", ".join(f"{cell} {best[cell] if best[cell] is not None else 'none'}" for cell in cells)
+    )
+    return "\n".join(lines)
+
+
+def _first_per_length(results: Sequence[MemoryResult]) -> list[MemoryResult]:
+    seen: dict[int, MemoryResult] = {}
+    for r in results:
+        seen.setdefault(r.length, r)
+    return [seen[n] for n in sorted(seen)]
+
+
+def plot_memory(results: Sequence[MemoryResult], path: Path) -> Path:
+    """Metric against length, one line per cell (mean over seeds), the baseline dashed; a PNG."""
+    from rnnkit.registry import get_task
+    from rnnkit.viz.figures import CELL_COLOURS, plot_lines
+
+    if not results:
+        raise ValueError("no results to plot")
+    task = results[0].task
+    metric = getattr(get_task(task), "memory_metric", "metric")
+    groups = _group(results)
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    styles: dict[str, dict[str, Any]] = {}
+    for cell in dict.fromkeys(r.cell for r in results):
+        lengths = sorted(n for c, n in groups if c == cell)
+        means = [statistics.fmean(r.metric for r in groups[(cell, n)]) for n in lengths]
+        series[cell] = ([float(n) for n in lengths], means)
+        styles[cell] = {"color": CELL_COLOURS.get(cell), "marker": "o"}
+    per_length = _first_per_length(results)
+    baselines = {round(r.baseline, 6) for r in per_length}
+    hline: tuple[float, str] | None = None
+    if len(baselines) == 1:
+        hline = (per_length[0].baseline, "memoryless baseline")
+    else:
+        series["memoryless baseline"] = (
+            [float(r.length) for r in per_length],
+            [r.baseline for r in per_length],
+        )
+        styles["memoryless baseline"] = {"color": "grey", "linestyle": "--", "marker": None}
+    solved = f"solved: {SOLVED_WHEN[task]}"
+    series[solved] = (
+        [float(r.length) for r in per_length],
+        [solved_threshold(task, r.baseline) for r in per_length],
+    )
+    styles[solved] = {"color": "black", "linestyle": ":", "marker": None}
+    return plot_lines(
+        series,
+        path,
+        title=f"{task}: test {metric}, the same time budget per run",
+        xlabel="sequence length T",
+        ylabel=f"test {metric}",
+        log_x=True,
+        log_y=metric != "accuracy",
+        hline=hline,
+        styles=styles,
+    )
