@@ -343,6 +343,41 @@ def test_greedy_matches_argmax_of_teacher_forcing_on_its_own_output(attention: s
         assert bool((tokens == EOS).any(1).all())
 
 
+# ----------------------------------------------------- encoder size and scheduled sampling
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_half_size_bidirectional_encoder_needs_no_bridge(attention: str) -> None:
+    model = tiny("lstm", attention, encoder_hidden_size=16, bidirectional_encoder=True)
+    assert model.bridge is None and model.bridge_cell is None
+    assert model.encoder.hidden_size == 16
+    src, lengths, tgt_in, _ = random_batch()
+    enc = model.encode(src, lengths)
+    assert enc.states.shape == (3, S, 32)
+    assert enc.init_state.hidden.shape == (1, 3, 32)
+    assert_close(model(src, lengths, tgt_in).logits, reference_forward(model, src, lengths, tgt_in))
+
+
+def test_sampling_rate_zero_is_teacher_forcing_and_one_feeds_back_samples() -> None:
+    model = tiny("gru", "additive")
+    src, lengths, tgt_in, _ = random_batch()
+    forced = model(src, lengths, tgt_in).logits
+    # the step-by-step path with p = 0 must give the teacher-forced logits
+    assert_close(model._forward_sampled(model.encode(src, lengths), tgt_in, 0.0).logits, forced)
+    torch.manual_seed(1)
+    sampled = model(src, lengths, tgt_in, sampling_rate=1.0).logits
+    torch.manual_seed(1)
+    again = model(src, lengths, tgt_in, sampling_rate=1.0).logits
+    assert_close(sampled, again)  # reproducible under the same RNG state
+    assert_close(sampled[:, 0], forced[:, 0])  # the first input is always bos
+    assert not torch.allclose(sampled[:, 1:], forced[:, 1:])
+    model.train()
+    model(src, lengths, tgt_in, sampling_rate=0.5).logits.sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match=r"sampling_rate must be in \[0, 1\], got 1.5"):
+        model(src, lengths, tgt_in, sampling_rate=1.5)
+
+
 # ---------------------------------------------------------------------------------------- errors
 
 

@@ -3,12 +3,12 @@ r"""Encoder-decoder (sequence to sequence) models: fixed context (Sutskever) and
 Encoder (all variants): target and source tokens are embedded (E), and an rnnkit recurrent layer
 (fused backend, ``lengths``, optionally bidirectional) reads the source::
 
-    h_1 .. h_S = Encoder(emb(x_1) .. emb(x_S))          states (B, S, De),  De = D * H
-    s_0 = tanh(W_b h_T + b_b)   per layer               (B, H); identity if unidirectional
+    h_1 .. h_S = Encoder(emb(x_1) .. emb(x_S))          states (B, S, De),  De = D * He
+    s_0 = tanh(W_b h_T + b_b)   per layer               (B, H); identity if De = H
 
 ``h_T`` is the encoder's final state at each source's real end (for a bidirectional encoder the
 forward state at the end next to the backward state at the start). The bridge ``W_b`` is a
-Linear + tanh used when the encoder is bidirectional (De != H); the LSTM's memory cell gets its
+Linear + tanh used when De != H (a bidirectional encoder with He = H); the LSTM's memory cell gets its
 own bridge. With ``reverse_source`` each source is fed backwards (Sutskever et al., 2014); the
 encoder states are put back in source order, so attention weights always index the source as
 given.
@@ -77,7 +77,11 @@ class Seq2SeqConfig(FrozenConfig):
     Attributes:
         cell: recurrent unit of encoder and decoder.
         embedding_size: E, size of the source and target embeddings and of the output layer's input.
-        hidden_size: H, hidden units per layer (per direction in the encoder).
+        hidden_size: H, hidden units per decoder layer (and per encoder direction unless
+            ``encoder_hidden_size`` is set).
+        encoder_hidden_size: He, hidden units per encoder layer and direction (default H). With a
+            bidirectional encoder and He = H / 2 the encoder states have the decoder's size and no
+            bridge is needed (OpenNMT's ``brnn`` convention).
         num_layers: L, layers of the encoder and of the decoder.
         bidirectional_encoder: read the source in both directions (De = 2H).
         attention: ``"none"`` (fixed context), ``"additive"`` (Bahdanau), ``"dot"`` or ``"general"``
@@ -90,6 +94,7 @@ class Seq2SeqConfig(FrozenConfig):
     cell: CellKind = "lstm"
     embedding_size: int = 64
     hidden_size: int = 128
+    encoder_hidden_size: int | None = None
     num_layers: int = 1
     bidirectional_encoder: bool = True
     attention: AttentionKind = "additive"
@@ -97,10 +102,10 @@ class Seq2SeqConfig(FrozenConfig):
     tie_embeddings: bool = False
     reverse_source: bool = False
 
-    @field_validator("embedding_size", "hidden_size", "num_layers")
+    @field_validator("embedding_size", "hidden_size", "encoder_hidden_size", "num_layers")
     @classmethod
-    def _positive(cls, value: int, info: ValidationInfo) -> int:
-        if value <= 0:
+    def _positive(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and value <= 0:
             raise ValueError(f"{info.field_name} must be positive, got {value}")
         return value
 
@@ -111,12 +116,19 @@ class Seq2SeqConfig(FrozenConfig):
             raise ValueError(f"dropout must be in [0, 1), got {value}")
         return value
 
+    @property
+    def encoder_state_size(self) -> int:
+        """De, the size of one encoder state: He, or 2 He when bidirectional."""
+        he = self.encoder_hidden_size or self.hidden_size
+        return 2 * he if self.bidirectional_encoder else he
+
     @model_validator(mode="after")
     def _dot_needs_matching_sizes(self) -> Seq2SeqConfig:
-        if self.attention == "dot" and self.bidirectional_encoder:
+        if self.attention == "dot" and self.encoder_state_size != self.hidden_size:
             raise ValueError(
-                "attention='dot' needs encoder states of the decoder's size, so "
-                "bidirectional_encoder must be false; use attention='general' otherwise"
+                f"attention='dot' needs encoder states of the decoder's size {self.hidden_size}, "
+                f"got {self.encoder_state_size}; set encoder_hidden_size (half of hidden_size "
+                "for a bidirectional encoder) or use attention='general'"
             )
         return self
 
@@ -289,8 +301,8 @@ class Seq2Seq(nn.Module):
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
 
         E, H, L = config.embedding_size, config.hidden_size, config.num_layers
-        D = 2 if config.bidirectional_encoder else 1
-        De = D * H
+        He = config.encoder_hidden_size or H
+        De = config.encoder_state_size
         luong = config.attention in ("dot", "general")
         feed_size = E if luong else De  # what is fed next to e_t: o_{t-1}, or the context
 
@@ -300,7 +312,7 @@ class Seq2Seq(nn.Module):
         layer_cls = {"rnn": rnn.RNN, "lstm": rnn.LSTM, "gru": rnn.GRU}[config.cell]
         self.encoder = layer_cls(
             E,
-            H,
+            He,
             num_layers=L,
             bidirectional=config.bidirectional_encoder,
             dropout=config.dropout if L > 1 else 0.0,  # the layer's dropout is between layers
@@ -378,7 +390,7 @@ class Seq2Seq(nn.Module):
             states = reverse_padded(states, lengths)  # (B, S, De), back in source order
         mask = torch.arange(S, device=src.device)[None, :] < lengths[:, None]  # (B, S)
 
-        h_n, c_n = final if isinstance(final, tuple) else (final, None)  # (L*D, B, H)
+        h_n, c_n = final if isinstance(final, tuple) else (final, None)  # (L*D, B, He)
         hidden = self._by_layer(h_n)  # (L, B, De)
         top = hidden[-1]  # (B, De), h_T of the top layer
         cell = None if c_n is None else self._by_layer(c_n)  # (L, B, De)
@@ -453,7 +465,11 @@ class Seq2Seq(nn.Module):
     def _step(
         self, gates_e: Tensor, out_e: Tensor, state: DecoderState, enc: EncoderOutput
     ) -> StepResult:
-        """One decoder step given its precomputed terms ``gates_e`` (B, G) and ``out_e`` (B, E)."""
+        """One decoder step given its precomputed terms ``gates_e`` (B, G) and ``out_e`` (B, E).
+
+        The result's first field is the output vector o_t (B, E), not yet the logits: teacher
+        forcing applies ``self.output`` to all steps at once (one large matmul).
+        """
         E = self.config.embedding_size
         w_feed = _weight(self.decoder_cells[0], "weight_ih")[:, E:]  # (G, Df)
         weights: Tensor | None = None
@@ -494,13 +510,12 @@ class Seq2Seq(nn.Module):
         if context is not None:
             pre = pre + self.out_context(context)  # (B, E)
         o = self.dropout(torch.tanh(pre))  # (B, E)
-        logits = self.output(o)  # (B, V)
         new_state = DecoderState(
             torch.stack(hiddens),  # (L, B, H)
             None if state.cell is None else torch.stack([c for c in cells if c is not None]),
             o if self.luong else None,
         )
-        return StepResult(logits, new_state, weights)
+        return StepResult(o, new_state, weights)
 
     def decode_step(
         self, prev_tokens: Tensor, dec_state: DecoderState, enc: EncoderOutput
@@ -520,16 +535,25 @@ class Seq2Seq(nn.Module):
             raise ValueError(f"prev_tokens must have shape ({B},), got {tuple(prev_tokens.shape)}")
         emb = self.dropout(self.tgt_embed(prev_tokens))  # (B, E)
         gates_e, out_e = self._step_terms(emb, enc)  # (B, G), (B, E)
-        return self._step(gates_e, out_e, dec_state, enc)
+        o, state, weights = self._step(gates_e, out_e, dec_state, enc)
+        return StepResult(self.output(o), state, weights)  # logits (B, V)
 
-    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Seq2SeqOutput:
+    def forward(
+        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, sampling_rate: float = 0.0
+    ) -> Seq2SeqOutput:
         """Teacher forcing: decode ``tgt_in`` given the source, all steps in one call.
+
+        With ``sampling_rate`` p > 0 (scheduled sampling, Bengio et al. 2015), the input at each
+        step t > 1 is, independently per sentence with probability p, a token drawn from the
+        model's own distribution at step t - 1 instead of the reference ``tgt_in[:, t]``; the
+        draw is not differentiated through.
 
         Args:
             src: (B, S) source token ids.
             src_lengths: (B,) real source lengths.
             tgt_in: (B, T) decoder inputs (``bos_id`` then the target); padding after a target's
                 end does not change the logits before it.
+            sampling_rate: p in [0, 1], the probability of feeding back a model sample.
 
         Returns:
             :class:`Seq2SeqOutput`: logits (B, T, V) and attention (B, T, S) or None.
@@ -540,12 +564,38 @@ class Seq2Seq(nn.Module):
                 f"tgt_in must be (B, T) with the source's B={src.shape[0]} and T >= 1, got shape "
                 f"{tuple(tgt_in.shape)}"
             )
+        if not 0.0 <= sampling_rate <= 1.0:
+            raise ValueError(f"sampling_rate must be in [0, 1], got {sampling_rate}")
+        if sampling_rate > 0.0:
+            return self._forward_sampled(enc, tgt_in, sampling_rate)
         emb = self.dropout(self.tgt_embed(tgt_in))  # (B, T, E)
         gates_e, out_e = self._step_terms(emb, enc)  # (B, T, G), (B, T, E)
         state = enc.init_state
-        logits, attention = [], []
+        outputs, attention = [], []
         for t in range(tgt_in.shape[1]):
-            step = self._step(gates_e[:, t], out_e[:, t], state, enc)
+            o, state, weights = self._step(gates_e[:, t], out_e[:, t], state, enc)
+            outputs.append(o)  # (B, E)
+            if weights is not None:
+                attention.append(weights)  # (B, S)
+        return Seq2SeqOutput(
+            self.output(torch.stack(outputs, dim=1)),  # (B, T, V)
+            torch.stack(attention, dim=1) if attention else None,  # (B, T, S)
+        )
+
+    def _forward_sampled(self, enc: EncoderOutput, tgt_in: Tensor, rate: float) -> Seq2SeqOutput:
+        """:meth:`forward` with scheduled sampling: step by step, mixing in the model's samples."""
+        state = enc.init_state
+        prev = tgt_in[:, 0]  # (B,)
+        logits: list[Tensor] = []
+        attention: list[Tensor] = []
+        for t in range(tgt_in.shape[1]):
+            if t > 0:
+                with torch.no_grad():
+                    probs = torch.softmax(logits[-1].float(), dim=-1)  # (B, V)
+                    sampled = torch.multinomial(probs, 1).squeeze(1)  # (B,)
+                    use = torch.rand(prev.shape, device=prev.device) < rate  # (B,)
+                prev = torch.where(use, sampled, tgt_in[:, t])  # (B,)
+            step = self.decode_step(prev, state, enc)
             logits.append(step.logits)  # (B, V)
             if step.attention is not None:
                 attention.append(step.attention)  # (B, S)
