@@ -58,6 +58,9 @@ class TrainConfig(FrozenConfig):
     nonfinite: Literal["skip", "stop"] = "skip"
     max_nonfinite: int = 50
     log_every: int = 10
+    label_smoothing: float = 0.0
+    scheduled_sampling: float = 0.0
+    scheduled_sampling_steps: int = 5000
     progress: bool | None = None
     threads: int | None = None
 

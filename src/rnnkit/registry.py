@@ -17,6 +17,7 @@ _BUILTIN_MODULES = (
     "rnnkit.models.synthetic",
     "rnnkit.models.memory",
     "rnnkit.models.forecaster",
+    "rnnkit.models.translation",
 )
 
 

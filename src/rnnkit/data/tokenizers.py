@@ -83,6 +83,10 @@ class Tokenizer(Protocol):
         """The token strings of ``text``, for display."""
         ...
 
+    def id_to_piece(self, token: int) -> str:
+        """The token string of one id, for display (``</s>`` for eos)."""
+        ...
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the tokeniser under ``path``; return the file to :func:`load_tokenizer`."""
         ...
@@ -118,6 +122,12 @@ class _VocabTokenizer:
     def pieces(self, text: str) -> list[str]:
         """The token strings of the normalised ``text`` (unknown ones included as they are)."""
         return self._split(normalize(text))
+
+    def id_to_piece(self, token: int) -> str:
+        """The token string of one id."""
+        if not 0 <= token < len(self.tokens):
+            raise ValueError(f"id {token} is outside the vocabulary (size {len(self.tokens)})")
+        return self.tokens[token]
 
     def encode(self, text: str) -> list[int]:
         """Ids of the normalised ``text``; tokens not in the vocabulary get ``UNK_ID``."""
@@ -246,6 +256,12 @@ class SentencePieceTokenizer:
     def pieces(self, text: str) -> list[str]:
         """The pieces of the normalised ``text`` (``▁`` marks a preceding space)."""
         return list(self._sp.encode(normalize(text), out_type=str))
+
+    def id_to_piece(self, token: int) -> str:
+        """The piece of one id."""
+        if not 0 <= token < self.vocab_size:
+            raise ValueError(f"id {token} is outside the vocabulary (size {self.vocab_size})")
+        return str(self._sp.id_to_piece(token))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model to ``path`` (atomically, conventionally ``*.model``) and return it."""

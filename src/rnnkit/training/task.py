@@ -48,6 +48,8 @@ class Task(ABC):
             ``train.early_stopping_metric`` names another.
         stateful: True when the recurrent state is carried from batch to batch (truncated BPTT);
             the trainer detaches it between steps and resets it at each epoch.
+        train_options: the task-specific ``train.*`` keys the task honours (e.g.
+            ``label_smoothing``); setting another one to a non-default value is an error.
     """
 
     name: ClassVar[str]
@@ -56,6 +58,7 @@ class Task(ABC):
     metric_names: ClassVar[tuple[str, ...]] = ("loss",)
     best_metric: ClassVar[tuple[str, Literal["min", "max"]]] = ("loss", "min")
     stateful: ClassVar[bool] = False
+    train_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: RunConfig, run_dir: Path | None = None) -> None:
         self.config = config
@@ -72,6 +75,10 @@ class Task(ABC):
     @abstractmethod
     def valid_batches(self) -> Iterable[Any]:
         """Validation batches (the same every call)."""
+
+    def begin_step(self, step: int) -> None:
+        """Called by the trainer before training step ``step`` (1-based); for step schedules."""
+        return None
 
     @abstractmethod
     def step(self, model: nn.Module, batch: Any, state: Any = None) -> StepOutput:

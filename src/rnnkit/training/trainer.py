@@ -184,6 +184,17 @@ def validate_train_config(config: TrainConfig, task: Task) -> None:
         raise ValueError(f"train.clip_grad_norm must be > 0 or null, got {config.clip_grad_norm}")
     if config.warmup_steps < 0:
         raise ValueError(f"train.warmup_steps must be >= 0, got {config.warmup_steps}")
+    for key in ("label_smoothing", "scheduled_sampling"):
+        value = getattr(config, key)
+        if not 0.0 <= value < 1.0 + (key == "scheduled_sampling"):
+            bound = "[0, 1]" if key == "scheduled_sampling" else "[0, 1)"
+            raise ValueError(f"train.{key} must be in {bound}, got {value}")
+        if value and key not in task.train_options:
+            raise ValueError(f"train.{key} is not used by task '{task.name}'")
+    if config.scheduled_sampling_steps < 1:
+        raise ValueError(
+            f"train.scheduled_sampling_steps must be >= 1, got {config.scheduled_sampling_steps}"
+        )
     names = tuple(task.metric_names)
     metric = config.early_stopping_metric or task.best_metric[0]
     if metric not in names:
@@ -488,6 +499,7 @@ class Trainer:
         started = time.perf_counter()
         model.train()
         batch = move_to_device(batch, self.device)
+        self.task.begin_step(step)
         with self._autocast():
             if self.task.stateful:
                 out = self.task.step(model, batch, state)
