@@ -63,6 +63,7 @@ class TrainConfig(FrozenConfig):
     scheduled_sampling_steps: int = 5000
     progress: bool | None = None
     threads: int | None = None
+    flush_denormal: bool = True
 
 
 class RunConfig(FrozenConfig):

@@ -69,6 +69,7 @@ from rnnkit.decoding.search import Hypothesis, SearchConfig, beam_search, greedy
 from rnnkit.metrics.bleu import TranslationScores, translation_scores
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from rnnkit.registry import register_task
+from rnnkit.runtime import flush_denormals
 from rnnkit.training.losses import token_cross_entropy
 from rnnkit.training.task import StepOutput, Task
 
@@ -429,7 +430,7 @@ def translate(
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths together
     results: list[list[Translation]] = [[] for _ in ids]
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), flush_denormals():
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             src, lengths, _, _ = _tensor_batch([ids[i] for i in chunk], [[] for _ in chunk])

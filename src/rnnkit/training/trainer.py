@@ -50,6 +50,7 @@ from rnnkit.io import (
     save_safetensors,
     write_text_atomic,
 )
+from rnnkit.runtime import flush_denormals
 from rnnkit.training.checkpoint import (
     capture_rng_state,
     checkpoint_dir,
@@ -396,6 +397,8 @@ class Trainer:
         show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
         with contextlib.ExitStack() as stack:
             from tqdm.auto import tqdm
+
+            stack.enter_context(flush_denormals(cfg.flush_denormal))
 
             bar = stack.enter_context(
                 tqdm(
