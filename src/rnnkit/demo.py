@@ -1,9 +1,14 @@
-"""``make demo``: train the built-in tasks end to end and show what the models learned.
+"""``make demo``: translate English to French with and without attention, then forecast.
 
-Trains a seq2seq model with attention to reverse sequences, an LSTM on the adding problem and a GRU
-forecaster on the AirPassengers series (last 24 months held out), evaluates them and runs a few
-predictions, all through the public API that the CLI uses. Run folders go under ``demo-runs/``
-(replaced on each run); the forecast is drawn in ``demo-runs/forecast.png``.
+Trains the two models of the lecture on the Bible corpus (English to French, books 1-36), with the
+shipped ``translate-bible-en-fr`` config: the fixed-context encoder-decoder (``attention: none``)
+and Bahdanau's attention model (``attention: additive``), both LSTM, ``--minutes`` each (default
+4.5, so both train in about 9 minutes on 2 CPU cores). It then scores both on the test books
+(38-39) with beam search, prints BLEU by source-sentence length, draws that figure and attention
+heatmaps for a few test verses, and translates the sentences shown in the README. Last, a GRU
+forecaster on the AirPassengers series (last 24 months held out) is trained, scored against the
+baselines and drawn. Everything goes through the public API that the CLI uses; run folders and
+figures go under ``demo-runs/`` (replaced on each run).
 """
 
 from __future__ import annotations
@@ -11,83 +16,116 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from importlib.resources import files
 from pathlib import Path
 
 from rnnkit import api
-from rnnkit.config import build_run_config, load_config
-from rnnkit.data.synthetic import transform
+from rnnkit.config import load_config
+from rnnkit.data.corpora import load_corpus
+from rnnkit.data.parallel import write_tsv
+from rnnkit.decoding import SearchConfig
+from rnnkit.metrics.bleu import LengthBucket, format_bleu_table
+from rnnkit.models.translation import TranslationTask, evaluate_file, translate
+from rnnkit.viz.attention import plot_attention, plot_bleu_by_length
 
-REVERSE = {
-    "task": "reverse",
-    "data": {"vocab_size": 10, "length": 8},
-    "model": {"cell": "lstm", "embedding_size": 32, "hidden_size": 64, "attention": "additive"},
-    "train": {
-        "lr": 0.003,
-        "batch_size": 64,
-        "max_steps": 1500,
-        "max_time_s": 60,
-        "eval_every": 250,
-    },
-}
-ADDING = {
-    "task": "adding",
-    "data": {"length": 50},
-    "model": {"cell": "lstm", "hidden_size": 64},
-    "train": {
-        "lr": 0.003,
-        "batch_size": 64,
-        "max_steps": 3000,
-        "max_time_s": 90,
-        "eval_every": 250,
-    },
-}
+SENTENCES = (
+    "And God said, Let there be light: and there was light.",
+    "The king sent his servants to the city.",
+    "My son, give ear to my words.",
+)
+"""The README's sentences, translated by both models at the end of the demo."""
+
+MODELS = {"fixed context": "none", "attention": "additive"}
+
+
+def _config_path(name: str) -> Path:
+    return Path(str(files("rnnkit").joinpath(f"configs/{name}.yaml")))
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the demo into ``--out`` (default ``demo-runs``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo-runs", help="folder for the demo's run folders")
+    parser.add_argument(
+        "--minutes", type=float, default=4.5, help="training time of each translation model"
+    )
     args = parser.parse_args(argv)
     root = Path(args.out)
+    translation_demo(root, args.minutes)
+    forecast_demo(root)
 
-    for name, raw in (("reverse", REVERSE), ("adding", ADDING)):
-        run = root / name
+
+def translation_demo(root: Path, minutes: float) -> None:
+    """Train both translation models, compare them on the test books, draw and translate."""
+    test = root / "bible-test.tsv"
+    write_tsv(load_corpus("bible-en-fr", "test"), test)
+    search = SearchConfig(beam_size=5)
+    scores: dict[str, list[LengthBucket]] = {}
+    runs: dict[str, api.LoadedRun] = {}
+    for name, attention in MODELS.items():
+        run = root / ("bible-" + attention)
         if run.exists():
             shutil.rmtree(run)
-        config = build_run_config(raw)
-        print(f"== training '{name}' into {run} (at most {config.train.max_time_s:.0f} s)")
-        start = time.perf_counter()
+        config = load_config(
+            _config_path("translate-bible-en-fr"),
+            [f"model.attention={attention}", f"train.max_time_s={60 * minutes:g}"],
+        )
+        print(f"== training the {name} model (attention: {attention}) for {minutes:g} min: {run}")
         result = api.train(config, run)
-        print(f"   stopped at step {result.step} after {time.perf_counter() - start:.1f} s")
-        trained = api.load_run(run)
-        metrics = trained.task.evaluate(trained.model, trained.task.valid_batches())
-        print("   validation: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        print(f"   {result.step} steps, {result.target_tokens} target tokens")
+        loaded = api.load_run(run)
+        assert isinstance(loaded.task, TranslationTask)
+        started = time.perf_counter()
+        report, _ = evaluate_file(loaded.task, loaded.model, test, search)
+        print(
+            f"   test (books 38-39, {report['count']} verses, beam 5, "
+            f"{time.perf_counter() - started:.0f} s): BLEU {report['bleu']:.2f}, "
+            f"chrF {report['chrf']:.1f}"
+        )
+        scores[name] = report["by_length"]
+        runs[name] = loaded
+    print(f"   signature: {report['signature']}")
+    print("== BLEU by source sentence length (test books)")
+    print(format_bleu_table(scores))
+    figure = plot_bleu_by_length(scores, root / "bleu-by-length.png")
+    print(f"   figure: {figure}")
 
-    sources = ["3 1 4 1 5 9 2 6", "2 7 1 8 2 8 1 8", "0 1 2 3 4 5 6 7"]
-    outputs = api.predict(root / "reverse", sources)
-    print("== reverse: input -> model output (expected)")
-    for source, output in zip(sources, outputs, strict=True):
-        expected = " ".join(str(s) for s in transform("reverse", [int(x) for x in source.split()]))
-        print(f"   {source} -> {output}   ({expected})")
+    attention_run = runs["attention"]
+    assert isinstance(attention_run.task, TranslationTask)
+    verses = [source for source, _ in load_corpus("bible-en-fr", "test")[:3]]
+    for k, translation in enumerate(translate(attention_run.task, attention_run.model, verses)):
+        best = translation[0]
+        assert best.attention is not None
+        path = plot_attention(
+            best.attention,
+            best.source_pieces,
+            best.output_pieces,
+            root / f"attention-{k + 1}.png",
+            title=verses[k],
+        )
+        print(f"   attention heatmap: {path}")
 
-    sequence = " ".join(["0.1"] * 10 + ["0.6*"] + ["0.3"] * 29 + ["0.25*"] + ["0.9"] * 9)
-    (value,) = api.predict(root / "adding", [sequence])
-    print(f"== adding: 50 values, marked 0.6 and 0.25 -> model says {value:.3f} (expected 0.850)")
-    forecast_demo(root)
+    print("== translations (beam 5)")
+    outputs = {
+        name: translate(run.task, run.model, SENTENCES)
+        for name, run in runs.items()
+        if isinstance(run.task, TranslationTask)
+    }
+    for i, sentence in enumerate(SENTENCES):
+        print(f"   {sentence}")
+        for name in MODELS:
+            print(f"     {name:>13}: {outputs[name][i][0].text}")
 
 
 def forecast_demo(root: Path) -> None:
     """Train the shipped AirPassengers config, score it against the baselines, draw the forecast."""
-    from importlib.resources import files
-
     from rnnkit.data.timeseries import load_builtin
     from rnnkit.models.forecaster import backtest, forecast
 
     run = root / "airpassengers"
     if run.exists():
         shutil.rmtree(run)
-    config_path = Path(str(files("rnnkit").joinpath("configs/forecast-airpassengers.yaml")))
-    config = load_config(config_path)
+    config = load_config(_config_path("forecast-airpassengers"))
     print(f"== forecasting AirPassengers 24 months ahead (training into {run})")
     api.train(config, run)
     series = load_builtin("airpassengers")

@@ -394,13 +394,12 @@ class TranslationTask(Task):
         }
 
     def predict(self, model: nn.Module, inputs: Sequence[str]) -> list[str]:
-        assert isinstance(model, Seq2Seq)
         return [t[0].text for t in translate(self, model, inputs)]
 
 
 def translate(
     task: TranslationTask,
-    model: Seq2Seq,
+    model: nn.Module,
     sentences: Sequence[str],
     search: SearchConfig | None = None,
     *,
@@ -421,6 +420,8 @@ def translate(
     Raises:
         ValueError: an input with no tokens (naming its position).
     """
+    if not isinstance(model, Seq2Seq):
+        raise TypeError(f"translate needs a Seq2Seq model, got {type(model).__name__}")
     search = search or SearchConfig()
     src_tok, tgt_tok = task.tokenizers
     ids = [src_tok.encode(s) for s in sentences]
@@ -457,7 +458,7 @@ def _translation(
 
 def evaluate_file(
     task: TranslationTask,
-    model: Seq2Seq,
+    model: nn.Module,
     path: Path,
     search: SearchConfig | None = None,
 ) -> tuple[TranslationScores, list[str]]:
