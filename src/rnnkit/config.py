@@ -111,7 +111,8 @@ def build_section(cls: type[FrozenConfig], values: Any, section: str) -> FrozenC
             raise ConfigError(
                 f"unknown config key '{key}'{hint}; valid keys in '{section}': {_valid_keys(cls)}"
             ) from None
-        raise ConfigError(f"invalid value for '{key}': {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for ValueError
+        raise ConfigError(f"invalid value for '{key}': {message}") from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

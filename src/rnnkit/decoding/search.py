@@ -25,8 +25,10 @@ sentence scores its K*V continuations (beam score + log-prob), keeps the best 2K
   set aside with its length-penalised score;
 - the best K that do not end with eos become the new beams; the decoder state and the token and
   attention histories are reordered with ``index_select``;
-- a sentence is done when it has K finished hypotheses or reached its ``max_len``; done sentences
-  leave the batch, and the search stops when none is left.
+- a sentence is done when it reached its ``max_len``, or when it has K finished hypotheses and no
+  live beam can still beat the K-th of them (a beam's score can only fall; its best final score is
+  its current log-probability over ``lp(max_len)``); done sentences leave the batch, and the
+  search stops when none is left.
 
 The ``n_best`` best finished hypotheses are returned, best first. With K = 1 this is greedy
 search. Searching one sentence at a time is the same call with a batch of one.
@@ -332,6 +334,11 @@ def sample(
 
 
 @torch.no_grad()
+def _kth_best_score(hypotheses: list[Hypothesis], k: int) -> float:
+    """The k-th best score among ``hypotheses`` (at least k of them)."""
+    return sorted((h.score for h in hypotheses), reverse=True)[k - 1]
+
+
 def beam_search(
     model: Seq2Seq,
     src: Tensor,
@@ -426,8 +433,20 @@ def beam_search(
         weights = None if full is None else full.index_select(0, chosen)  # (N*K, t, S)
         state = step.state.index_select(chosen)
 
-        # Drop the sentences that are done.
-        still = [n for n, b in enumerate(active) if len(finished[b]) < K and limit[b] > t]
+        # Drop the sentences that are done: at the length limit, or with K finished hypotheses
+        # none of which a live beam can still beat. Log-probabilities only fall, so a beam's best
+        # final score is its score now under the largest penalty it can reach, lp(limit).
+        best_live = scores.max(dim=1).values.tolist()  # (N,)
+        still = [
+            n
+            for n, b in enumerate(active)
+            if limit[b] > t
+            and (
+                len(finished[b]) < K
+                or best_live[n] / length_penalty(limit[b], config.length_penalty)
+                > _kth_best_score(finished[b], K)
+            )
+        ]
         if not still:
             break
         if len(still) < N:

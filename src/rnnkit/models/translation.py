@@ -341,7 +341,7 @@ class TranslationTask(Task):
         return self._valid
 
     def load_examples(self, path: Path) -> list[TranslationBatch]:
-        data = read_parallel(path, on_error=self.data.on_error, columns=self.data.columns)
+        data = read_parallel(path, columns=self.data.columns)  # test data: every line counts
         if not data.pairs:
             raise ValueError(f"{path}: no sentence pairs")
         return self.make_batches(data.pairs)
@@ -466,13 +466,14 @@ def evaluate_file(
 
     Args:
         task, model: a loaded run.
-        path: TSV of ``source<TAB>reference`` (the run's ``data.columns``).
+        path: TSV of ``source<TAB>reference`` (the run's ``data.columns``); a bad line is an
+            error naming it, whatever the run's ``data.on_error``.
         search: decoding options (default beam 5).
 
     Returns:
         The scores (:func:`rnnkit.metrics.bleu.translation_scores`) and the translations.
     """
-    data = read_parallel(path, on_error=task.data.on_error, columns=task.data.columns)
+    data = read_parallel(path, columns=task.data.columns)  # a test file is never skipped over
     if not data.pairs:
         raise ValueError(f"{path}: no sentence pairs")
     sources = [s for s, _ in data.pairs]
