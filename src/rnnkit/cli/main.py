@@ -3,6 +3,9 @@
 Each verb parses its arguments, calls one public function and prints or writes its result. Problems
 with the user's input (config, data files, run folders) print one ``rnnkit: error: ...`` line and exit
 with status 2; a training failure exits with status 1.
+
+Translation runs (``evaluate``, ``predict``) and the ``compare`` and ``corpus`` verbs live in
+:mod:`rnnkit.cli.translate`; ``diagnose`` in :mod:`rnnkit.cli.diagnose`.
 """
 
 from __future__ import annotations
@@ -31,9 +34,16 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from rnnkit import api
+    from rnnkit.cli import translate
 
     run, data = Path(args.run), Path(args.data)
-    if api.read_run_config(run).task == "forecasting":
+    task = api.read_run_config(run).task
+    if task == "translation":
+        return translate.evaluate(args)
+    translate.reject_options(
+        args, {"beam": "--beam", "output": "--output"}, "translation", run, task
+    )
+    if task == "forecasting":
         from rnnkit.models.forecaster import backtest
 
         metrics = backtest(run, data, folds=args.folds, weights=args.weights)
@@ -49,11 +59,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict(args: argparse.Namespace) -> int:
-    from rnnkit import api
-
-    if args.data is not None:
-        return _forecast(args)
+def _read_inputs(args: argparse.Namespace) -> list[str]:
+    """The INPUT arguments, then the non-blank lines of ``--input FILE``."""
     inputs = list(args.inputs)
     if args.input:
         path = Path(args.input)
@@ -65,7 +72,22 @@ def _predict(args: argparse.Namespace) -> int:
             raise ValueError(f"{path}: cannot read ({err})") from None
     if not inputs:
         raise ValueError("nothing to predict: give inputs as arguments or --input FILE")
-    outputs = api.predict(Path(args.run), inputs, weights=args.weights)
+    return inputs
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from rnnkit import api
+    from rnnkit.cli import translate
+
+    run = Path(args.run)
+    task = api.read_run_config(run).task
+    if task == "translation":
+        return translate.predict(args, _read_inputs(args))
+    translate.reject_options(args, translate.TRANSLATION_OPTIONS, "translation", run, task)
+    if args.data is not None:
+        return _forecast(args)
+    inputs = _read_inputs(args)
+    outputs = api.predict(run, inputs, weights=args.weights)
     if args.json:
         print(json.dumps([{"input": i, "output": o} for i, o in zip(inputs, outputs, strict=True)]))
     else:
@@ -122,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     weights_help = "weights to use: best on validation (default) or the final ones"
     evaluate = verbs.add_parser("evaluate", help="metrics of a trained run on a data file")
     evaluate.add_argument("run", metavar="RUN", help="run folder")
-    evaluate.add_argument("--data", required=True, metavar="FILE", help="data file (task's format)")
+    evaluate.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="data file in the task's format (translation: TSV source<TAB>reference)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--weights", choices=["best", "final"], default="best", help=weights_help)
     evaluate.add_argument(
@@ -131,14 +158,59 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="forecasting: rolling-origin backtest folds (default 1)",
     )
+    scoring = evaluate.add_argument_group(
+        "translation runs", "BLEU, chrF (sacreBLEU signatures) and BLEU by source length"
+    )
+    scoring.add_argument(
+        "--beam",
+        type=int,
+        default=None,
+        metavar="K",
+        help="beam size K (default 5; 1 = greedy search)",
+    )
+    scoring.add_argument(
+        "--output", metavar="FILE", help="write the translations here, one per line"
+    )
     evaluate.set_defaults(handler=_evaluate)
 
     predict = verbs.add_parser("predict", help="run a trained model on inputs")
     predict.add_argument("run", metavar="RUN", help="run folder")
-    predict.add_argument("inputs", nargs="*", metavar="INPUT", help="inputs, in the task's format")
-    predict.add_argument("--input", metavar="FILE", help="read inputs from FILE, one per line")
-    predict.add_argument("--json", action="store_true", help="print JSON")
+    predict.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="inputs, in the task's format (translation: source sentences)",
+    )
+    predict.add_argument(
+        "--input", metavar="FILE", help="read inputs from FILE, one per line (blank lines skipped)"
+    )
+    predict.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (translation: per input its n-best translations with scores, tokens "
+        "and attention weights)",
+    )
     predict.add_argument("--weights", choices=["best", "final"], default="best", help=weights_help)
+    translation = predict.add_argument_group(
+        "translation runs",
+        "one translation per line; with --nbest N, lines rank<TAB>score<TAB>text and a blank "
+        "line between inputs",
+    )
+    translation.add_argument(
+        "--beam",
+        type=int,
+        default=None,
+        metavar="K",
+        help="beam size K (default 5, or N if --nbest is larger; 1 = greedy search)",
+    )
+    translation.add_argument(
+        "--nbest", type=int, default=None, metavar="N", help="translations per input (default 1)"
+    )
+    translation.add_argument(
+        "--attention-plot",
+        metavar="DIR",
+        help="write an attention heatmap of each input's best translation: DIR/001.png, ...",
+    )
     forecasting = predict.add_argument_group("forecasting runs")
     forecasting.add_argument("--data", metavar="FILE", help="history CSV/Parquet to forecast from")
     forecasting.add_argument("--horizon", type=int, help="steps to forecast (default: trained)")
@@ -147,8 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     forecasting.add_argument("--actuals", metavar="FILE", help="known future values for the plot")
     predict.set_defaults(handler=_predict)
 
-    from rnnkit.cli import diagnose
+    from rnnkit.cli import diagnose, translate
 
+    translate.add_parsers(verbs)
     diagnose.add_parser(verbs)
     return parser
 
