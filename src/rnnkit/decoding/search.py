@@ -25,10 +25,12 @@ sentence scores its K*V continuations (beam score + log-prob), keeps the best 2K
   set aside with its length-penalised score;
 - the best K that do not end with eos become the new beams; the decoder state and the token and
   attention histories are reordered with ``index_select``;
-- a sentence is done when it reached its ``max_len``, or when it has K finished hypotheses and no
-  live beam can still beat the K-th of them (a beam's score can only fall; its best final score is
-  its current log-probability over ``lp(max_len)``); done sentences leave the batch, and the
-  search stops when none is left.
+- a sentence is done when it reached its ``max_len``, or when it has K finished hypotheses and
+  the best live beam, scored as if it ended at this step (log-probability over ``lp(t)``), does
+  not beat the K-th of them. Without a length penalty this is exact (log-probabilities only fall,
+  so no live beam could still win); with one it is the usual heuristic (a bound over all
+  reachable lengths would keep nearly every sentence searching to ``max_len``). Done sentences
+  leave the batch, and the search stops when none is left.
 
 The ``n_best`` best finished hypotheses are returned, best first. With K = 1 this is greedy
 search. Searching one sentence at a time is the same call with a batch of one.
@@ -170,9 +172,9 @@ def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
 def _log_probs(model: Seq2Seq, logits: Tensor) -> Tensor:
     """Log-softmax in float32 or wider (N, V), with pad and bos excluded (-inf)."""
     dtype = torch.promote_types(logits.dtype, torch.float32)
-    logp = F.log_softmax(logits.to(dtype), dim=-1)  # (N, V)
+    logp = F.log_softmax(logits.to(dtype), dim=-1)  # (N, V), a fresh tensor
     never = torch.tensor([model.pad_id, model.bos_id], device=logits.device)
-    return logp.index_fill(-1, never, -math.inf)  # (N, V)
+    return logp.index_fill_(-1, never, -math.inf)  # (N, V), in place: no copy of N x V
 
 
 def _attention_rows(attention: Tensor | None, steps: int, length: int) -> Tensor | None:
@@ -383,7 +385,7 @@ def beam_search(
         logp = _log_probs(model, step.logits)  # (N*K, V)
         V = logp.shape[-1]
         scores = scores.to(logp.dtype)
-        cand = (scores[:, :, None] + logp.view(N, K, V)).view(N, K * V)  # (N, K*V)
+        cand = logp.view(N, K, V).add_(scores[:, :, None]).view(N, K * V)  # (N, K*V), in place
         top_scores, top_index = cand.topk(min(2 * K, K * V), dim=1)  # (N, 2K), best first
         beam, token = top_index // V, top_index % V  # (N, 2K)
         parent = torch.arange(N, device=device)[:, None] * K + beam  # (N, 2K) rows extended
@@ -434,17 +436,16 @@ def beam_search(
         state = step.state.index_select(chosen)
 
         # Drop the sentences that are done: at the length limit, or with K finished hypotheses
-        # none of which a live beam can still beat. Log-probabilities only fall, so a beam's best
-        # final score is its score now under the largest penalty it can reach, lp(limit).
+        # that the best live beam, scored as if it ended now, no longer beats (exact without a
+        # length penalty, where scores only fall).
         best_live = scores.max(dim=1).values.tolist()  # (N,)
+        penalty_now = length_penalty(t, config.length_penalty)
         still = [
             n
             for n, b in enumerate(active)
             if limit[b] > t
             and (
-                len(finished[b]) < K
-                or best_live[n] / length_penalty(limit[b], config.length_penalty)
-                > _kth_best_score(finished[b], K)
+                len(finished[b]) < K or best_live[n] / penalty_now > _kth_best_score(finished[b], K)
             )
         ]
         if not still:
