@@ -1,7 +1,7 @@
 """``make demo``: translate English to French with and without attention, then forecast.
 
 Trains the two models of the lecture on the Bible corpus (English to French, books 1-36), with the
-shipped ``translate-bible-en-fr`` config: the fixed-context encoder-decoder (``attention: none``)
+shipped ``translate-bible-en-fr`` config at half its sizes (:data:`DEMO_SIZES`): the fixed-context encoder-decoder (``attention: none``)
 and Bahdanau's attention model (``attention: additive``), both LSTM, ``--minutes`` each (default
 4.5, so both train in about 9 minutes on 2 CPU cores). It then scores both on the test books
 (38-39) with beam search, prints BLEU by source-sentence length, draws that figure and attention
@@ -37,6 +37,15 @@ SENTENCES = (
 
 MODELS = {"fixed context": "none", "attention": "additive"}
 
+DEMO_SIZES = (
+    "model.embedding_size=128",
+    "model.hidden_size=256",
+    "model.encoder_hidden_size=128",
+    "train.lr=0.003",
+)
+"""Half the shipped config's sizes: twice the steps in the demo's few minutes (the attention
+model reached 3.65 test BLEU in 4.5 minutes this way, against 0.84 at full size)."""
+
 
 def _config_path(name: str) -> Path:
     return Path(str(files("rnnkit").joinpath(f"configs/{name}.yaml")))
@@ -68,7 +77,7 @@ def translation_demo(root: Path, minutes: float) -> None:
             shutil.rmtree(run)
         config = load_config(
             _config_path("translate-bible-en-fr"),
-            [f"model.attention={attention}", f"train.max_time_s={60 * minutes:g}"],
+            [f"model.attention={attention}", f"train.max_time_s={60 * minutes:g}", *DEMO_SIZES],
         )
         print(f"== training the {name} model (attention: {attention}) for {minutes:g} min: {run}")
         result = api.train(config, run)
