@@ -42,10 +42,13 @@ E so the output matrix can share the target embedding (``tie_embeddings``)::
 
 ``g`` is a stack of ``num_layers`` explicit cells (:class:`rnnkit.nn.LSTMCell` etc.; ``s_t`` is
 the top layer's h). Everything that does not depend on the step is computed before the time loop:
-the target embeddings, their share ``W_ih[:, :E] e_t + b_ih`` of the first cell's input
+the target embeddings, their share ``W_ih[:, :E] e_t + b_ih (+ b_hh)`` of the first cell's input
 projection and their share ``W_e e_t + b_o`` of the output, the projected keys, and for the
-fixed-context model the context's share of both. ``dot`` needs De == H, i.e. a unidirectional
-encoder.
+fixed-context model the context's share of both. Inside the loop the first LSTM or RNN cell reads
+the fed vector f_t (c_t, or o_{t-1} with input feeding) and its previous state in one matmul,
+``[f_t; h_{t-1}] @ [W_ih[:, E:] | W_hh]^T``. Teacher forcing without input feeding
+(``attention="none" | "additive"``) runs the output layer after the loop, on all T steps at once.
+``dot`` needs De == H, i.e. a unidirectional encoder.
 
 The API is split so that decoding algorithms reuse it: :meth:`Seq2Seq.encode` once per batch,
 :meth:`Seq2Seq.decode_step` per token (greedy here, beam search elsewhere; the NamedTuples have
@@ -55,7 +58,7 @@ returns logits; losses live in training code.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -209,6 +212,19 @@ class Seq2SeqOutput(NamedTuple):
 
     logits: Tensor
     attention: Tensor | None
+
+
+class _FirstWeights(NamedTuple):
+    """The first decoder cell's weights for each step (:meth:`Seq2Seq._first_weights`).
+
+    Attributes:
+        feed: (G, Df) ``W_ih[:, E:]``, for the fed vector.
+        feed_hh: (G, Df + H) ``[W_ih[:, E:] | W_hh]`` when one matmul reads the fed vector and the
+            previous state together; else None.
+    """
+
+    feed: Tensor
+    feed_hh: Tensor | None
 
 
 def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
@@ -426,19 +442,28 @@ class Seq2Seq(nn.Module):
 
     # ----------------------------------------------------------------------------------- decoder
 
+    def _fold_hh_bias(self) -> bool:
+        """True if the first cell's ``b_hh`` can join ``b_ih`` before the loop (LSTM, RNN).
+
+        The GRU's ``b_hn`` sits inside the reset gate's product, so it stays in the cell.
+        """
+        return self.config.cell != "gru"
+
     def _step_terms(self, emb: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor]:
         """The step's terms known before the step, for one step (B, E) or all steps (B, T, E).
 
         Returns:
-            gates: (B, [T,] G) ``W_ih[:, :E] e_t + b_ih`` of the first decoder cell (plus the fixed
-            context's share).
+            gates: (B, [T,] G) ``W_ih[:, :E] e_t + b_ih`` of the first decoder cell, plus its
+            ``b_hh`` (LSTM, RNN) and the fixed context's share.
             out: (B, [T,] E) ``W_e e_t + b_o`` (plus the fixed context's share ``W_c c``).
         """
         E = self.config.embedding_size
         first = self.decoder_cells[0]
-        gates = RF.input_projection(
-            emb, _weight(first, "weight_ih")[:, :E], _param(first, "bias_ih")
-        )  # (B, [T,] G)
+        bias = _param(first, "bias_ih")
+        b_hh = _param(first, "bias_hh")
+        if self._fold_hh_bias() and b_hh is not None:
+            bias = b_hh if bias is None else bias + b_hh  # (G,)
+        gates = RF.input_projection(emb, _weight(first, "weight_ih")[:, :E], bias)  # (B, [T,] G)
         out = self.out_embed(emb)  # (B, [T,] E)
         if enc.context_gates is not None and enc.context_out is not None:
             if emb.dim() == 3:
@@ -449,10 +474,54 @@ class Seq2Seq(nn.Module):
                 out = out + enc.context_out  # (B, E)
         return gates, out
 
+    def _first_weights(self, fuse: bool) -> _FirstWeights:
+        """The first cell's weights for what it reads at each step, sliced once per call.
+
+        The first cell adds ``W_ih[:, E:] f_t + W_hh h_{t-1}`` to its precomputed gates (f_t the
+        fed vector: the attention context c_t, or o_{t-1} with input feeding). With ``fuse`` (a
+        teacher-forced sequence, many steps) an LSTM or RNN with a fed vector does that in one
+        matmul ``[f_t; h_{t-1}] @ [W_ih[:, E:] | W_hh]^T``; the concatenated weight is built
+        here, once. A single step (``decode_step``) does not pay for building it.
+        """
+        first = self.decoder_cells[0]
+        feed = _weight(first, "weight_ih")[:, self.config.embedding_size :]  # (G, Df)
+        if fuse and self._fold_hh_bias() and self.config.attention != "none":
+            feed_hh = torch.cat([feed, _weight(first, "weight_hh")], dim=1)  # (G, Df + H)
+            return _FirstWeights(feed, feed_hh)
+        return _FirstWeights(feed, None)
+
+    def _first_cell(
+        self, gates: Tensor, feed: Tensor | None, h: Tensor, c: Tensor | None, w: _FirstWeights
+    ) -> tuple[Tensor, Tensor | None]:
+        """One step of the first decoder layer: (h, c) (B, H).
+
+        Args:
+            gates: (B, G) the step's precomputed terms (:meth:`_step_terms`).
+            feed: (B, Df) the fed vector f_t, or None (fixed context).
+            h, c: (B, H) the layer's previous state (c None for RNN and GRU).
+            w: :meth:`_first_weights`.
+        """
+        cell = self.decoder_cells[0]
+        w_hh = _weight(cell, "weight_hh")
+        b_hh = None if self._fold_hh_bias() else _param(cell, "bias_hh")  # else already in gates
+        if feed is not None and w.feed_hh is not None:
+            # the cell's "recurrent" matmul reads [f_t; h_{t-1}] with [W_ih[:, E:] | W_hh]
+            h_in, w_hh = torch.cat([feed, h], dim=1), w.feed_hh  # (B, Df + H), (G, Df + H)
+        else:
+            h_in = h
+            if feed is not None:
+                gates = torch.addmm(gates, feed, w.feed.t())  # (B, G)
+        if self.config.cell == "lstm":
+            assert c is not None
+            return RF.lstm_cell(gates, h_in, c, w_hh, b_hh)
+        if self.config.cell == "gru":
+            return RF.gru_cell(gates, h_in, w_hh, b_hh), None
+        return RF.rnn_cell(gates, h_in, w_hh, b_hh), None
+
     def _cell(
         self, layer: int, gates_x: Tensor, h: Tensor, c: Tensor | None
     ) -> tuple[Tensor, Tensor | None]:
-        """One step of decoder layer ``layer`` from its input projection (B, G): (h, c) (B, H)."""
+        """One step of decoder layer ``layer`` > 0 from its input projection (B, G): (h, c) (B, H)."""
         cell = self.decoder_cells[layer]
         w_hh, b_hh = _weight(cell, "weight_hh"), _param(cell, "bias_hh")
         if self.config.cell == "lstm":
@@ -463,39 +532,44 @@ class Seq2Seq(nn.Module):
         return RF.rnn_cell(gates_x, h, w_hh, b_hh), None
 
     def _step(
-        self, gates_e: Tensor, out_e: Tensor, state: DecoderState, enc: EncoderOutput
-    ) -> StepResult:
-        """One decoder step given its precomputed terms ``gates_e`` (B, G) and ``out_e`` (B, E).
+        self, gates_e: Tensor, state: DecoderState, enc: EncoderOutput, w: _FirstWeights
+    ) -> tuple[Tensor, Tensor | None, DecoderState, Tensor | None]:
+        """One decoder step up to the output layer, given its precomputed terms ``gates_e`` (B, G).
 
-        The result's first field is the output vector o_t (B, E), not yet the logits: teacher
-        forcing applies ``self.output`` to all steps at once (one large matmul).
+        ``w`` is :meth:`_first_weights`. Returns s_t (B, H), the context c_t (B, De) or None
+        (fixed context), the new state (its ``feed`` not yet set) and the attention weights
+        (B, S) or None. The output layer (:meth:`_output`) is left to the caller: teacher forcing
+        without input feeding applies it to all steps at once.
         """
-        E = self.config.embedding_size
-        w_feed = _weight(self.decoder_cells[0], "weight_ih")[:, E:]  # (G, Df)
+        # unbind, not [layer]: its backward is one stack, not a zero-filled (L, B, H) per layer
+        h_prev = state.hidden.unbind(0)  # L x (B, H)
+        c_prev: Sequence[Tensor | None] = (
+            [None] * len(h_prev) if state.cell is None else state.cell.unbind(0)
+        )
         weights: Tensor | None = None
         context: Tensor | None = None
-        gates = gates_e  # (B, G)
+        feed: Tensor | None = None
         if self.config.attention == "additive":
             assert self.attention is not None
             context, weights = self.attention(
-                state.hidden[-1], enc.states, mask=enc.mask, projected_keys=enc.projected_keys
-            )  # (B, De), (B, S)
-            gates = gates + RF.input_projection(context, w_feed)  # (B, G)
+                h_prev[-1], enc.states, mask=enc.mask, projected_keys=enc.projected_keys
+            )  # (B, De), (B, S), the query is s_{t-1}
+            feed = context
         elif self.luong:
-            assert state.feed is not None
-            gates = gates + RF.input_projection(state.feed, w_feed)  # (B, G)
+            feed = state.feed  # (B, E), o_{t-1}
 
         hiddens, cells = [], []
-        x = None
+        x: Tensor | None = None
         for layer in range(self.config.num_layers):
-            if layer > 0:
+            if layer == 0:
+                x, c = self._first_cell(gates_e, feed, h_prev[0], c_prev[0], w)
+            else:
                 assert x is not None
                 cell = self.decoder_cells[layer]
                 gates = RF.input_projection(
                     self.dropout(x), _weight(cell, "weight_ih"), _param(cell, "bias_ih")
                 )  # (B, G)
-            c_prev = None if state.cell is None else state.cell[layer]
-            x, c = self._cell(layer, gates, state.hidden[layer], c_prev)  # (B, H)
+                x, c = self._cell(layer, gates, h_prev[layer], c_prev[layer])  # (B, H)
             hiddens.append(x)
             cells.append(c)
         assert x is not None
@@ -505,17 +579,25 @@ class Seq2Seq(nn.Module):
             assert self.attention is not None
             context, weights = self.attention(
                 s, enc.states, mask=enc.mask, projected_keys=enc.projected_keys
-            )  # (B, De), (B, S)
-        pre = self.out_state(s) + out_e  # (B, E)
-        if context is not None:
-            pre = pre + self.out_context(context)  # (B, E)
-        o = self.dropout(torch.tanh(pre))  # (B, E)
+            )  # (B, De), (B, S), the query is s_t
         new_state = DecoderState(
             torch.stack(hiddens),  # (L, B, H)
             None if state.cell is None else torch.stack([c for c in cells if c is not None]),
-            o if self.luong else None,
+            None,
         )
-        return StepResult(o, new_state, weights)
+        return s, context, new_state, weights
+
+    def _output(self, s: Tensor, context: Tensor | None, out_e: Tensor) -> Tensor:
+        """The output vector ``o = dropout(tanh(W_s s + W_c c + out_e))``, (B, [T,] E).
+
+        ``s`` (B, [T,] H), ``context`` (B, [T,] De) or None (its share is then in ``out_e``),
+        ``out_e`` (B, [T,] E) from :meth:`_step_terms`.
+        """
+        pre = self.out_state(s) + out_e  # (B, [T,] E)
+        if context is not None:
+            pre = pre + self.out_context(context)  # (B, [T,] E)
+        o: Tensor = self.dropout(torch.tanh(pre))  # (B, [T,] E)
+        return o
 
     def decode_step(
         self, prev_tokens: Tensor, dec_state: DecoderState, enc: EncoderOutput
@@ -533,9 +615,18 @@ class Seq2Seq(nn.Module):
         B = enc.states.shape[0]
         if prev_tokens.shape != (B,):
             raise ValueError(f"prev_tokens must have shape ({B},), got {tuple(prev_tokens.shape)}")
+        return self._token_step(prev_tokens, dec_state, enc, self._first_weights(fuse=False))
+
+    def _token_step(
+        self, prev_tokens: Tensor, state: DecoderState, enc: EncoderOutput, w: _FirstWeights
+    ) -> StepResult:
+        """:meth:`decode_step` without the checks, with the first cell's weights ``w`` given."""
         emb = self.dropout(self.tgt_embed(prev_tokens))  # (B, E)
         gates_e, out_e = self._step_terms(emb, enc)  # (B, G), (B, E)
-        o, state, weights = self._step(gates_e, out_e, dec_state, enc)
+        s, context, state, weights = self._step(gates_e, state, enc, w)
+        o = self._output(s, context, out_e)  # (B, E)
+        if self.luong:
+            state = state._replace(feed=o)
         return StepResult(self.output(o), state, weights)  # logits (B, V)
 
     def forward(
@@ -570,21 +661,41 @@ class Seq2Seq(nn.Module):
             return self._forward_sampled(enc, tgt_in, sampling_rate)
         emb = self.dropout(self.tgt_embed(tgt_in))  # (B, T, E)
         gates_e, out_e = self._step_terms(emb, enc)  # (B, T, G), (B, T, E)
+        w = self._first_weights(fuse=True)
         state = enc.init_state
-        outputs, attention = [], []
-        for t in range(tgt_in.shape[1]):
-            o, state, weights = self._step(gates_e[:, t], out_e[:, t], state, enc)
-            outputs.append(o)  # (B, E)
+        states, contexts, outputs, attention = [], [], [], []
+        # unbind, not [:, t]: its backward stacks the T step gradients once instead of adding T
+        # zero-padded (B, T, G) tensors
+        for gates_t, out_t in zip(gates_e.unbind(1), out_e.unbind(1), strict=True):
+            s, context, state, weights = self._step(gates_t, state, enc, w)
+            if self.luong:  # o_t is fed to the next step: the output layer runs in the loop
+                assert context is not None
+                o = self._output(s, context, out_t)  # (B, E)
+                outputs.append(o)
+                state = state._replace(feed=o)
+            else:  # o_t feeds nothing: the output layer runs once, on all steps, below
+                states.append(s)  # (B, H)
+                if context is not None:
+                    contexts.append(context)  # (B, De)
             if weights is not None:
                 attention.append(weights)  # (B, S)
+        if self.luong:
+            o_all = torch.stack(outputs, dim=1)  # (B, T, E)
+        else:
+            o_all = self._output(
+                torch.stack(states, dim=1),  # (B, T, H)
+                torch.stack(contexts, dim=1) if contexts else None,  # (B, T, De)
+                out_e,
+            )  # (B, T, E)
         return Seq2SeqOutput(
-            self.output(torch.stack(outputs, dim=1)),  # (B, T, V)
+            self.output(o_all),  # (B, T, V)
             torch.stack(attention, dim=1) if attention else None,  # (B, T, S)
         )
 
     def _forward_sampled(self, enc: EncoderOutput, tgt_in: Tensor, rate: float) -> Seq2SeqOutput:
         """:meth:`forward` with scheduled sampling: step by step, mixing in the model's samples."""
         state = enc.init_state
+        w = self._first_weights(fuse=True)  # once for all steps
         prev = tgt_in[:, 0]  # (B,)
         logits: list[Tensor] = []
         attention: list[Tensor] = []
@@ -595,7 +706,7 @@ class Seq2Seq(nn.Module):
                     sampled = torch.multinomial(probs, 1).squeeze(1)  # (B,)
                     use = torch.rand(prev.shape, device=prev.device) < rate  # (B,)
                 prev = torch.where(use, sampled, tgt_in[:, t])  # (B,)
-            step = self.decode_step(prev, state, enc)
+            step = self._token_step(prev, state, enc, w)
             logits.append(step.logits)  # (B, V)
             if step.attention is not None:
                 attention.append(step.attention)  # (B, S)

@@ -258,7 +258,7 @@ class Attention(nn.Module):
         if self.score == "additive":
             assert self.query_proj is not None and self.v is not None
             wq = self.query_proj(q)  # (B, Tq, Ha)
-            hidden = torch.tanh(wq.unsqueeze(2) + p.unsqueeze(1))  # (B, Tq, S, Ha)
+            hidden = (wq.unsqueeze(2) + p.unsqueeze(1)).tanh_()  # (B, Tq, S, Ha), in place
             scores: Tensor = self.v(hidden).squeeze(-1)  # (B, Tq, S)
             return scores
         return torch.bmm(q, p.transpose(1, 2))  # (B, Tq, S)
