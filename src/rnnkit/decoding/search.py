@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -336,6 +336,43 @@ def sample(
 
 
 @torch.no_grad()
+def _backtrack(
+    step_weights: list[Tensor], back: list[Tensor], ends: list[tuple[int, int]]
+) -> Tensor:
+    """The attention histories of hypotheses that ended at step t_i in row r_i of that step.
+
+    One walk from the last step down to the first, following the back pointers of every
+    hypothesis at once (each joins the walk at its own last step).
+
+    Args:
+        step_weights: T tensors, step s's weights (N_s*K, S) by the rows decoded at step s.
+        back: T - 1 (or T) tensors, ``back[s-1][r]`` the step-s row that step s+1's row r extends.
+        ends: n pairs (t_i, r_i), 1 <= t_i <= T.
+
+    Returns:
+        (n, T, S): row i holds hypothesis i's weights at steps 1 .. t_i, zeros after.
+    """
+    T, S = len(step_weights), step_weights[0].shape[1]
+    out = step_weights[0].new_zeros(len(ends), T, S)  # (n, T, S)
+    joining: dict[int, list[int]] = {}
+    for i, (t, _) in enumerate(ends):
+        joining.setdefault(t, []).append(i)
+    device = out.device
+    ids = torch.empty(0, dtype=torch.long, device=device)  # (m,) hypotheses walking
+    rows = torch.empty(0, dtype=torch.long, device=device)  # (m,) their rows at step s
+    for s in range(T, 0, -1):
+        if s in joining:
+            new = joining[s]
+            ids = torch.cat([ids, torch.tensor(new, device=device)])
+            rows = torch.cat([rows, torch.tensor([ends[i][1] for i in new], device=device)])
+        if ids.numel() == 0:
+            continue
+        out[ids, s - 1] = step_weights[s - 1].index_select(0, rows)  # (m, S)
+        if s > 1:
+            rows = back[s - 2].index_select(0, rows)  # (m,), their rows at step s - 1
+    return out
+
+
 def _kth_best_score(hypotheses: list[Hypothesis], k: int) -> float:
     """The k-th best score among ``hypotheses`` (at least k of them)."""
     return sorted((h.score for h in hypotheses), reverse=True)[k - 1]
@@ -376,7 +413,12 @@ def beam_search(
     scores = torch.full((B, K), -math.inf, device=device)  # (N, K) beam log-probs
     scores[:, 0] = 0.0  # all beams start equal: expand only the first at step 1
     history = torch.empty(B * K, 0, dtype=torch.long, device=device)  # (N*K, t)
-    weights: Tensor | None = None  # (N*K, t, S)
+    # Attention histories are not reordered at every step (a copy of (N*K, t, S) per step): each
+    # step's weights are kept with a pointer from each next-step row to the row it extends, and the
+    # returned hypotheses' histories are read back along the pointers at the end (_backtrack).
+    step_weights: list[Tensor] = []  # step t's (N_t*K, S), rows as decoded at step t
+    back: list[Tensor] = []  # back[t-1]: (N_{t+1}*K,), the step-t row each next row extends
+    ends: dict[Hypothesis, tuple[int, int]] = {}  # finished hypothesis -> (its step, its row)
     arange_k = torch.arange(K, device=device)  # (K,)
 
     for t in range(1, max(limit) + 1):
@@ -394,14 +436,7 @@ def beam_search(
         rank = torch.arange(top_index.shape[1], device=device)[None, :]  # (1, 2K)
         finish = (rank < K) & (is_eos | at_limit[:, None]) & torch.isfinite(top_scores)
         if step.attention is not None:
-            weights_now = step.attention  # (N*K, S)
-            full = (
-                weights_now[:, None]
-                if weights is None
-                else torch.cat([weights, weights_now[:, None]], dim=1)
-            )  # (N*K, t, S), before reordering
-        else:
-            full = None
+            step_weights.append(step.attention)  # (N*K, S)
 
         # Set the finished hypotheses aside.
         pairs = finish.nonzero().tolist()
@@ -415,16 +450,14 @@ def beam_search(
             eos_list = is_eos.tolist()
             for n, j in pairs:
                 b, row, ended = active[n], parent_list[n][j], eos_list[n][j]
-                finished[b].append(
-                    Hypothesis(
-                        tokens=history[row].tolist() + ([] if ended else [token_list[n][j]]),
-                        score=top_list[n][j] / penalty,
-                        attention=_attention_rows(
-                            None if full is None else full[row], t, lengths[b]
-                        ),
-                        ended=ended,
-                    )
+                hypothesis = Hypothesis(
+                    tokens=history[row].tolist() + ([] if ended else [token_list[n][j]]),
+                    score=top_list[n][j] / penalty,
+                    attention=None,  # read back at the end
+                    ended=ended,
                 )
+                finished[b].append(hypothesis)
+                ends[hypothesis] = (t, row)
 
         # The best K continuations without eos become the beams (a stable sort keeps the order).
         keep = torch.sort(is_eos.to(torch.uint8), dim=1, stable=True).indices[:, :K]  # (N, K)
@@ -432,7 +465,7 @@ def beam_search(
         chosen = parent.gather(1, keep).view(-1)  # (N*K,)
         prev = token.gather(1, keep).view(-1)  # (N*K,)
         history = torch.cat([history.index_select(0, chosen), prev[:, None]], dim=1)
-        weights = None if full is None else full.index_select(0, chosen)  # (N*K, t, S)
+        back.append(chosen)
         state = step.state.index_select(chosen)
 
         # Drop the sentences that are done: at the length limit, or with K finished hypotheses
@@ -457,8 +490,17 @@ def beam_search(
             scores = scores.index_select(0, sel)
             prev = prev.index_select(0, sel_rows)
             history = history.index_select(0, sel_rows)
-            weights = None if weights is None else weights.index_select(0, sel_rows)
+            back[-1] = back[-1].index_select(0, sel_rows)
             state = state.index_select(sel_rows)
             enc = enc.index_select(sel_rows)
 
-    return [sorted(hyps, key=lambda h: h.score, reverse=True)[: config.n_best] for hyps in finished]
+    best = [sorted(hyps, key=lambda h: h.score, reverse=True)[: config.n_best] for hyps in finished]
+    if not step_weights:
+        return best
+    returned = [(b, h) for b, hyps in enumerate(best) for h in hyps]
+    weights = _backtrack(step_weights, back, [ends[h] for _, h in returned])  # (n, T, S)
+    result: list[list[Hypothesis]] = [[] for _ in range(B)]
+    for i, (b, h) in enumerate(returned):
+        t = ends[h][0]
+        result[b].append(replace(h, attention=_attention_rows(weights[i], t, lengths[b])))
+    return result
