@@ -43,8 +43,8 @@ DEMO_SIZES = (
     "model.encoder_hidden_size=128",
     "train.lr=0.003",
 )
-"""Half the shipped config's sizes: twice the steps in the demo's few minutes (the attention
-model reached 3.65 test BLEU in 4.5 minutes this way, against 0.84 at full size)."""
+"""Half the shipped config's sizes: more steps in the demo's few minutes (in 4.5 minutes the
+attention model reached 6.85 test BLEU this way, against 0.84 at full size)."""
 
 
 def _config_path(name: str) -> Path:
