@@ -65,7 +65,7 @@ from torch import Tensor
 
 from recurrent import matmul_peak
 from rnnkit.data.corpora import load_corpus
-from rnnkit.data.parallel import bucket_batches
+from rnnkit.data.parallel import bucket_batches, pad_pairs
 from rnnkit.data.tokenizers import BOS_ID, EOS_ID, PAD_ID, build_tokenizer
 from rnnkit.decoding.search import Hypothesis, SearchConfig, beam_search, greedy_search
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
@@ -129,17 +129,7 @@ class Batch(NamedTuple):
 
 def make_batch(sources: Sequence[list[int]], targets: Sequence[list[int]]) -> Batch:
     """Pad token id lists into a :class:`Batch` (``bos y`` in, ``y eos`` out)."""
-    B = len(sources)
-    S = max(map(len, sources))
-    T = max(map(len, targets)) + 1
-    src = torch.full((B, S), PAD_ID)  # (B, S)
-    tgt_in = torch.full((B, T), PAD_ID)  # (B, T)
-    tgt_out = torch.full((B, T), PAD_ID)  # (B, T)
-    for b, (s, t) in enumerate(zip(sources, targets, strict=True)):
-        src[b, : len(s)] = torch.tensor(s)
-        tgt_in[b, : len(t) + 1] = torch.tensor([BOS_ID, *t])
-        tgt_out[b, : len(t) + 1] = torch.tensor([*t, EOS_ID])
-    return Batch(src, torch.tensor([len(s) for s in sources]), tgt_in, tgt_out)
+    return Batch(*pad_pairs(sources, targets, pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID))
 
 
 def model_config(settings: Settings) -> Seq2SeqConfig:

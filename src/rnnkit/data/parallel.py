@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from rnnkit.io import write_text_atomic
 
@@ -188,6 +190,39 @@ def write_tsv(pairs: Sequence[Pair], path: PathLike) -> None:
 
 
 # ----------------------------------------------------------------------------- batching
+
+
+def pad_pairs(
+    sources: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[int]],
+    *,
+    pad_id: int = 0,
+    bos_id: int = 1,
+    eos_id: int = 2,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Pad token-id pairs into the tensors of an encoder-decoder batch.
+
+    Args:
+        sources: B source id lists (each non-empty for a model to read).
+        targets: B target id lists, without bos/eos.
+        pad_id, bos_id, eos_id: the special ids.
+
+    Returns:
+        ``src`` (B, S) padded sources, ``src_lengths`` (B,), ``tgt_in`` (B, T) = ``bos y``
+        padded, ``tgt_out`` (B, T) = ``y eos`` padded, with T = longest target + 1.
+    """
+    B = len(sources)
+    S = max((len(s) for s in sources), default=1)
+    T = max((len(t) for t in targets), default=0) + 1
+    src = torch.full((B, S), pad_id, dtype=torch.long)  # (B, S)
+    tgt_in = torch.full((B, T), pad_id, dtype=torch.long)  # (B, T)
+    tgt_out = torch.full((B, T), pad_id, dtype=torch.long)  # (B, T)
+    for b, (s, t) in enumerate(zip(sources, targets, strict=True)):
+        src[b, : len(s)] = torch.tensor(list(s), dtype=torch.long)
+        tgt_in[b, : len(t) + 1] = torch.tensor([bos_id, *t], dtype=torch.long)
+        tgt_out[b, : len(t) + 1] = torch.tensor([*t, eos_id], dtype=torch.long)
+    lengths = torch.tensor([len(s) for s in sources], dtype=torch.long)  # (B,)
+    return src, lengths, tgt_in, tgt_out
 
 
 def bucket_batches(

@@ -16,6 +16,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from rnnkit.data.parallel import pad_pairs
+
 PAD, BOS, EOS = 0, 1, 2
 NUM_SPECIAL = 3
 
@@ -46,21 +48,15 @@ class AddingBatch(NamedTuple):
 
 def make_token_batch(sources: list[list[int]], targets: list[list[int]]) -> TokenBatch:
     """Pad user-facing symbol lists (``0 .. V-1``) into a :class:`TokenBatch` of model ids."""
-    B = len(sources)
-    S = max(len(s) for s in sources)
-    T = max(len(t) for t in targets) + 1
-    src = torch.full((B, S), PAD, dtype=torch.long)
-    tgt_in = torch.full((B, T), PAD, dtype=torch.long)
-    tgt_out = torch.full((B, T), PAD, dtype=torch.long)
-    for b, (s, t) in enumerate(zip(sources, targets, strict=True)):
-        src[b, : len(s)] = torch.tensor(s, dtype=torch.long) + NUM_SPECIAL
-        ids = torch.tensor(t, dtype=torch.long) + NUM_SPECIAL
-        tgt_in[b, 0] = BOS
-        tgt_in[b, 1 : len(t) + 1] = ids
-        tgt_out[b, : len(t)] = ids
-        tgt_out[b, len(t)] = EOS
-    lengths = torch.tensor([len(s) for s in sources], dtype=torch.long)
-    return TokenBatch(src, lengths, tgt_in, tgt_out)
+    return TokenBatch(
+        *pad_pairs(
+            [[x + NUM_SPECIAL for x in s] for s in sources],
+            [[x + NUM_SPECIAL for x in t] for t in targets],
+            pad_id=PAD,
+            bos_id=BOS,
+            eos_id=EOS,
+        )
+    )
 
 
 def transform(kind: str, sequence: list[int]) -> list[int]:

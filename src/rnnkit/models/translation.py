@@ -55,7 +55,7 @@ from torch import Tensor, nn
 
 from rnnkit.config import FrozenConfig
 from rnnkit.data.corpora import load_corpus
-from rnnkit.data.parallel import OnError, Pair, bucket_batches, read_parallel
+from rnnkit.data.parallel import OnError, Pair, bucket_batches, pad_pairs, read_parallel
 from rnnkit.data.tokenizers import (
     BOS_ID,
     EOS_ID,
@@ -162,24 +162,6 @@ class Translation:
         if with_attention and self.attention is not None:
             out["attention"] = [[round(float(v), 4) for v in row] for row in self.attention]
         return out
-
-
-def _tensor_batch(
-    sources: Sequence[Sequence[int]], targets: Sequence[Sequence[int]]
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Pad id lists into (src (B, S), src_lengths (B,), tgt_in (B, T), tgt_out (B, T))."""
-    B = len(sources)
-    S = max((len(s) for s in sources), default=1)
-    T = max((len(t) for t in targets), default=0) + 1
-    src = torch.full((B, S), PAD_ID, dtype=torch.long)
-    tgt_in = torch.full((B, T), PAD_ID, dtype=torch.long)
-    tgt_out = torch.full((B, T), PAD_ID, dtype=torch.long)
-    for b, (s, t) in enumerate(zip(sources, targets, strict=True)):
-        src[b, : len(s)] = torch.tensor(s, dtype=torch.long)
-        tgt_in[b, : len(t) + 1] = torch.tensor([BOS_ID, *t], dtype=torch.long)
-        tgt_out[b, : len(t) + 1] = torch.tensor([*t, EOS_ID], dtype=torch.long)
-    lengths = torch.tensor([len(s) for s in sources], dtype=torch.long)
-    return src, lengths, tgt_in, tgt_out
 
 
 @register_task
@@ -323,7 +305,7 @@ class TranslationTask(Task):
         )
         batches = []
         for group in groups:
-            tensors = _tensor_batch([encoded[i][0] for i in group], [encoded[i][1] for i in group])
+            tensors = pad_pairs([encoded[i][0] for i in group], [encoded[i][1] for i in group])
             sources = tuple(texts[i][0] for i in group) if texts is not None else ()
             references = tuple(texts[i][1] for i in group) if texts is not None else ()
             batches.append(TranslationBatch(*tensors, sources, references))
@@ -434,7 +416,7 @@ def translate(
     with torch.no_grad(), flush_denormals():
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            src, lengths, _, _ = _tensor_batch([ids[i] for i in chunk], [[] for _ in chunk])
+            src, lengths, _, _ = pad_pairs([ids[i] for i in chunk], [[] for _ in chunk])
             found = beam_search(model, src, lengths, search)
             for i, hyps in zip(chunk, found, strict=True):
                 results[i] = [_translation(h, ids[i], src_tok, tgt_tok) for h in hyps]
