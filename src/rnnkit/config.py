@@ -1,11 +1,15 @@
 """Typed, frozen configuration: YAML in, validated objects out.
 
-A run's config file has four sections::
+A run's config file has these sections::
 
     task: reverse            # a registered task name
     data: {...}              # the task's data config
     model: {...}             # the task's model config (architecture only)
+    objective: {...}         # the task's loss options, if it has any (optional)
     train: {...}             # :class:`TrainConfig`, shared by every task
+
+This module knows no task: :func:`rnnkit.tasks.run.build_run_config` looks the task up and
+validates its sections with :func:`build_section`.
 
 Every section is a frozen pydantic model that forbids unknown keys. Errors are turned into one-line
 :class:`ConfigError` messages that name the bad key and list the valid ones, so the CLI can print
@@ -66,12 +70,21 @@ class TrainConfig(FrozenConfig):
     flush_denormal: bool = True
 
 
+class EmptySection(FrozenConfig):
+    """A config section with no keys (the default ``objective`` of a task without loss options)."""
+
+
 class RunConfig(FrozenConfig):
-    """A whole run: the task name and its three config sections."""
+    """A whole run: the task name and its config sections.
+
+    ``objective`` holds the task's loss options (label smoothing, scheduled sampling, ...);
+    tasks without any have an empty one.
+    """
 
     task: str
     data: FrozenConfig
     model: FrozenConfig
+    objective: FrozenConfig = EmptySection()
     train: TrainConfig = TrainConfig()
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,11 +93,12 @@ class RunConfig(FrozenConfig):
             "task": self.task,
             "data": self.data.model_dump(mode="json"),
             "model": self.model.model_dump(mode="json"),
+            "objective": self.objective.model_dump(mode="json"),
             "train": self.train.model_dump(mode="json"),
         }
 
 
-SECTIONS = ("task", "data", "model", "train")
+SECTIONS = ("task", "data", "model", "objective", "train")
 
 
 def _valid_keys(cls: type[BaseModel]) -> str:
@@ -178,26 +192,26 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def build_run_config(raw: Mapping[str, Any]) -> RunConfig:
-    """Validate a raw mapping (from YAML plus overrides) into a :class:`RunConfig`."""
-    from rnnkit.registry import get_task
+def builtin_configs() -> dict[str, Path]:
+    """The configs shipped with rnnkit (package data): name -> file, sorted by name."""
+    folder = Path(__file__).with_name("configs")
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
 
-    unknown = [k for k in raw if k not in SECTIONS]
-    if unknown:
-        raise ConfigError(
-            f"unknown config section '{unknown[0]}'; valid sections: " + ", ".join(SECTIONS)
-        )
-    if "task" not in raw:
-        raise ConfigError("config has no 'task'")
-    task_cls = get_task(str(raw["task"]))
-    return RunConfig(
-        task=task_cls.name,
-        data=build_section(task_cls.DataConfig, raw.get("data"), "data"),
-        model=build_section(task_cls.ModelConfig, raw.get("model"), "model"),
-        train=build_section(TrainConfig, raw.get("train"), "train"),
+
+def config_path(name_or_path: str | Path) -> Path:
+    """A config file: ``name_or_path`` when it is a file, else the built-in config of that name.
+
+    Raises:
+        ConfigError: neither a file nor a built-in config (listing the built-in ones), or a folder.
+    """
+    path = Path(name_or_path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a config file")
+    if path.is_file():
+        return path
+    builtin = builtin_configs()
+    if str(name_or_path) in builtin:
+        return builtin[str(name_or_path)]
+    raise ConfigError(
+        f"{path}: no such file, nor a built-in config; built-in configs: {', '.join(builtin)}"
     )
-
-
-def load_config(path: Path, overrides: Sequence[str] = ()) -> RunConfig:
-    """Read ``path``, apply ``--set`` overrides and validate. Raises :class:`ConfigError`."""
-    return build_run_config(apply_overrides(read_yaml(path), overrides))

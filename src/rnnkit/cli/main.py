@@ -1,29 +1,35 @@
 """The ``rnnkit`` command line: a thin layer over :mod:`rnnkit.api`.
 
-Each verb parses its arguments, calls one public function and prints or writes its result. Problems
-with the user's input (config, data files, run folders) print one ``rnnkit: error: ...`` line and exit
-with status 2; a training failure exits with status 1.
-
-Translation runs (``evaluate``, ``predict``) and the ``compare`` and ``corpus`` verbs live in
-:mod:`rnnkit.cli.translate`; ``diagnose`` in :mod:`rnnkit.cli.diagnose`.
+Each verb parses its arguments, calls one public function and prints or writes its result. The
+verbs know no task: ``evaluate``, ``predict`` and ``compare`` read the run's task first and add
+the options it declares (:attr:`rnnkit.tasks.Task.predict_options` and friends), so
+``rnnkit predict RUN --help`` lists them. Problems with the user's input (config, data files, run
+folders, options) print one ``rnnkit: error: ...`` line and exit with status 2; a training
+failure exits with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rnnkit import __version__
+
+WEIGHTS_HELP = "weights to use: best on validation (default) or the final ones"
+TASK_VERBS = ("evaluate", "predict", "compare")
+
+
+# ---------------------------------------------------------------------------------- verbs
 
 
 def _train(args: argparse.Namespace) -> int:
     from rnnkit import api
-    from rnnkit.config import load_config
 
-    config = load_config(Path(args.config), args.set)
+    config = api.load_config(args.config, args.set)
     result = api.train(config, Path(args.out), resume=args.resume)
     print(
         f"trained {config.task} to step {result.step} in {result.elapsed_s:.1f} s "
@@ -32,36 +38,97 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _options(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    return {name: getattr(args, name, None) for name in names}
+
+
+def _print_report(report: Any, as_json: bool) -> None:
+    if as_json:
+        from rnnkit.tasks.base import dumps
+
+        print(dumps(report.metrics))
+        return
+    if report.text is not None:
+        print(report.text)
+    else:
+        for key, value in report.metrics.items():
+            print(f"{key}\t{value:.6g}" if isinstance(value, float) else f"{key}\t{value}")
+    for path in report.files:
+        print(f"wrote {path}", file=sys.stderr)
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from rnnkit import api
-    from rnnkit.cli import translate
 
-    run, data = Path(args.run), Path(args.data)
-    task = api.read_run_config(run).task
-    if task == "translation":
-        return translate.evaluate(args)
-    translate.reject_options(
-        args, {"beam": "--beam", "output": "--output"}, "translation", run, task
+    report = api.evaluate(
+        Path(args.run), Path(args.data), _options(args, args.task_options), weights=args.weights
     )
-    if task == "forecasting":
-        from rnnkit.models.forecaster import backtest
-
-        metrics = backtest(run, data, folds=args.folds, weights=args.weights)
-    elif args.folds != 1:
-        raise ValueError("--folds applies to forecasting runs only")
-    else:
-        metrics = api.evaluate(run, data, weights=args.weights)
-    if args.json:
-        print(json.dumps(metrics))
-    else:
-        for key, value in metrics.items():
-            print(f"{key}\t{value:.6g}")
+    _print_report(report, args.json)
     return 0
 
 
-def _read_inputs(args: argparse.Namespace) -> list[str]:
-    """The INPUT arguments, then the non-blank lines of ``--input FILE``."""
+def run_names(runs: Sequence[Path]) -> list[str]:
+    """Short distinct names of run folders for table columns and legends.
+
+    Each run is named by its folder; where two runs share a folder name, parent folders are added
+    until the names differ (``a/model``, ``b/model``); a run given twice gets ``#2``, ``#3``, ...
+    """
+    parts = [Path(os.path.abspath(run)).parts[1:] or (str(run),) for run in runs]
+    depth = [1] * len(runs)
+
+    def name(i: int) -> str:
+        return "/".join(parts[i][-depth[i] :])
+
+    while True:
+        groups: dict[str, list[int]] = {}
+        for i in range(len(runs)):
+            groups.setdefault(name(i), []).append(i)
+        grew = False
+        for members in groups.values():
+            if len({parts[i] for i in members}) > 1:  # the same folder twice stays as it is
+                for i in members:
+                    if depth[i] < len(parts[i]):
+                        depth[i] += 1
+                        grew = True
+        if not grew:
+            break
+    names: list[str] = []
+    for i in range(len(runs)):
+        base = name(i)
+        copies = sum(1 for other in names if other == base or other.startswith(base + "#"))
+        names.append(base if copies == 0 else f"{base}#{copies + 1}")
+    return names
+
+
+def parse_names(text: str, count: int) -> list[str]:
+    """``--names a,b`` -> ["a", "b"]; ValueError unless there are ``count`` distinct names."""
+    names = [part.strip() for part in text.split(",")]
+    if any(not n for n in names):
+        raise ValueError(f"--names has an empty name: '{text}'")
+    if len(names) != count:
+        raise ValueError(f"--names gives {len(names)} name(s) for {count} run(s)")
+    if len(set(names)) != len(names):
+        raise ValueError(f"--names names a run twice: '{text}'")
+    return names
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from rnnkit import api
+
+    runs = [Path(run) for run in args.runs]
+    names = parse_names(args.names, len(runs)) if args.names else run_names(runs)
+    report = api.compare(
+        runs, names, Path(args.data), _options(args, args.task_options), weights=args.weights
+    )
+    _print_report(report, args.json)
+    return 0
+
+
+def _read_inputs(args: argparse.Namespace, extra: Any) -> list[str]:
+    """The INPUT arguments, the task's input option (if any), then the lines of ``--input``."""
     inputs = list(args.inputs)
+    if extra is not None:
+        inputs.append(str(extra))
     if args.input:
         path = Path(args.input)
         try:
@@ -77,58 +144,71 @@ def _read_inputs(args: argparse.Namespace) -> list[str]:
 
 def _predict(args: argparse.Namespace) -> int:
     from rnnkit import api
-    from rnnkit.cli import translate
 
-    run = Path(args.run)
-    task = api.read_run_config(run).task
-    if task == "translation":
-        return translate.predict(args, _read_inputs(args))
-    translate.reject_options(args, translate.TRANSLATION_OPTIONS, "translation", run, task)
-    if args.data is not None:
-        return _forecast(args)
-    inputs = _read_inputs(args)
-    outputs = api.predict(run, inputs, weights=args.weights)
+    predictor = api.load_predictor(Path(args.run), args.weights)
+    options = _options(args, args.task_options)
+    input_option = type(predictor.task).input_option
+    texts = _read_inputs(args, options.get(input_option) if input_option else None)
+    inputs = [predictor.parse(text) for text in texts]
+    outputs = predictor.predict(inputs, options)
+    files = predictor.write_files(inputs, outputs, options)
     if args.json:
-        print(json.dumps([{"input": i, "output": o} for i, o in zip(inputs, outputs, strict=True)]))
+        from rnnkit.tasks.base import dumps
+
+        print(dumps([predictor.to_json(i, o) for i, o in zip(inputs, outputs, strict=True)]))
     else:
-        for output in outputs:
-            print(output)
+        shown = [predictor.format(o) for o in outputs]
+        separator = "\n\n" if any("\n" in s for s in shown) else "\n"
+        if any(shown):
+            print(separator.join(shown))
+    for path in files:
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
-def _forecast(args: argparse.Namespace) -> int:
-    from rnnkit import api
-    from rnnkit.models.forecaster import forecast
-
-    run = Path(args.run)
-    if api.read_run_config(run).task != "forecasting":
-        raise ValueError(f"{run}: --data/--horizon apply to forecasting runs only")
-    frame = forecast(
-        run,
-        Path(args.data),
-        args.horizon,
-        output=args.output,
-        plot=args.plot,
-        actuals=args.actuals,
-        weights=args.weights,
-    )
-    if args.output is None:
-        print(frame.to_csv(index=False), end="")
-    return 0
+# ------------------------------------------------------------------------------ parsers
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``rnnkit`` command."""
+def _add_task_options(parser: argparse.ArgumentParser, verb: str, task: Any) -> list[str]:
+    """Add the options ``task`` declares for ``verb``; returns their destinations."""
+    options = getattr(task, f"{verb}_options", ())
+    if not options:
+        return []
+    group = parser.add_argument_group(f"options of {task.name} runs")
+    for option in options:
+        if option.type is bool:
+            group.add_argument(
+                option.flag, dest=option.name, action="store_const", const=True, help=option.help
+            )
+        else:
+            group.add_argument(
+                option.flag,
+                dest=option.name,
+                type=option.type,
+                metavar=option.metavar,
+                choices=option.choices,
+                help=option.help,
+            )
+    return [option.name for option in options]
+
+
+def build_parser(task: Any = None, verb: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of the ``rnnkit`` command; with ``task``, ``verb``'s parser also
+    takes the options that task declares for it."""
     parser = argparse.ArgumentParser(
         prog="rnnkit",
         description="Recurrent neural networks: train, evaluate and use RNN/LSTM/GRU models.",
     )
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    task_note = "The run's task adds its own options: see 'rnnkit {verb} RUN --help'."
 
     train = verbs.add_parser("train", help="train a model from a YAML config into a run folder")
     train.add_argument(
-        "config", metavar="CONFIG", help="YAML config (sections task, data, model, train)"
+        "config",
+        metavar="CONFIG",
+        help="YAML config (sections task, data, model, objective, train), or the name of a "
+        "built-in config (rnnkit config list)",
     )
     train.add_argument("--out", required=True, metavar="RUN", help="run folder to create or resume")
     train.add_argument(
@@ -141,89 +221,73 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     train.set_defaults(handler=_train)
 
-    weights_help = "weights to use: best on validation (default) or the final ones"
-    evaluate = verbs.add_parser("evaluate", help="metrics of a trained run on a data file")
+    evaluate = verbs.add_parser(
+        "evaluate",
+        help="metrics of a trained run on a data file",
+        epilog=task_note.format(verb="evaluate"),
+    )
     evaluate.add_argument("run", metavar="RUN", help="run folder")
     evaluate.add_argument(
-        "--data",
-        required=True,
-        metavar="FILE",
-        help="data file in the task's format (translation: TSV source<TAB>reference)",
+        "--data", required=True, metavar="FILE", help="data file in the task's format"
     )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
-    evaluate.add_argument("--weights", choices=["best", "final"], default="best", help=weights_help)
-    evaluate.add_argument(
-        "--folds",
-        type=int,
-        default=1,
-        help="forecasting: rolling-origin backtest folds (default 1)",
-    )
-    scoring = evaluate.add_argument_group(
-        "translation runs", "BLEU, chrF (sacreBLEU signatures) and BLEU by source length"
-    )
-    scoring.add_argument(
-        "--beam",
-        type=int,
-        default=None,
-        metavar="K",
-        help="beam size K (default 5; 1 = greedy search)",
-    )
-    scoring.add_argument(
-        "--output", metavar="FILE", help="write the translations here, one per line"
-    )
-    evaluate.set_defaults(handler=_evaluate)
+    evaluate.add_argument("--weights", choices=["best", "final"], default="best", help=WEIGHTS_HELP)
+    evaluate.set_defaults(handler=_evaluate, task_options=[])
 
-    predict = verbs.add_parser("predict", help="run a trained model on inputs")
-    predict.add_argument("run", metavar="RUN", help="run folder")
-    predict.add_argument(
-        "inputs",
-        nargs="*",
-        metavar="INPUT",
-        help="inputs, in the task's format (translation: source sentences)",
+    predict = verbs.add_parser(
+        "predict", help="run a trained model on inputs", epilog=task_note.format(verb="predict")
     )
+    predict.add_argument("run", metavar="RUN", help="run folder")
+    predict.add_argument("inputs", nargs="*", metavar="INPUT", help="inputs, in the task's format")
     predict.add_argument(
         "--input", metavar="FILE", help="read inputs from FILE, one per line (blank lines skipped)"
     )
-    predict.add_argument(
-        "--json",
-        action="store_true",
-        help="print JSON (translation: per input its n-best translations with scores, tokens "
-        "and attention weights)",
-    )
-    predict.add_argument("--weights", choices=["best", "final"], default="best", help=weights_help)
-    translation = predict.add_argument_group(
-        "translation runs",
-        "one translation per line; with --nbest N, lines rank<TAB>score<TAB>text and a blank "
-        "line between inputs",
-    )
-    translation.add_argument(
-        "--beam",
-        type=int,
-        default=None,
-        metavar="K",
-        help="beam size K (default 5, or N if --nbest is larger; 1 = greedy search)",
-    )
-    translation.add_argument(
-        "--nbest", type=int, default=None, metavar="N", help="translations per input (default 1)"
-    )
-    translation.add_argument(
-        "--attention-plot",
-        metavar="DIR",
-        help="write an attention heatmap of each input's best translation: DIR/001.png, ...",
-    )
-    forecasting = predict.add_argument_group("forecasting runs")
-    forecasting.add_argument("--data", metavar="FILE", help="history CSV/Parquet to forecast from")
-    forecasting.add_argument("--horizon", type=int, help="steps to forecast (default: trained)")
-    forecasting.add_argument("--output", metavar="CSV", help="write the forecast here")
-    forecasting.add_argument("--plot", metavar="PNG", help="draw history, forecast and interval")
-    forecasting.add_argument("--actuals", metavar="FILE", help="known future values for the plot")
-    predict.set_defaults(handler=_predict)
+    predict.add_argument("--json", action="store_true", help="print a JSON list, one per input")
+    predict.add_argument("--weights", choices=["best", "final"], default="best", help=WEIGHTS_HELP)
+    predict.set_defaults(handler=_predict, task_options=[])
 
-    from rnnkit.cli import diagnose, translate
+    compare = verbs.add_parser(
+        "compare",
+        help="several runs of one task on the same data file, side by side",
+        epilog=task_note.format(verb="compare"),
+    )
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="run folders of one task")
+    compare.add_argument("--data", required=True, metavar="FILE", help="data file to score on")
+    compare.add_argument("--json", action="store_true", help="print one JSON object")
+    compare.add_argument(
+        "--names",
+        metavar="A,B,...",
+        help="comma-separated run names for the table and legend (default: the folder names)",
+    )
+    compare.add_argument("--weights", choices=["best", "final"], default="best", help=WEIGHTS_HELP)
+    compare.set_defaults(handler=_compare, task_options=[])
 
-    translate.add_parsers(verbs)
+    if task is not None and verb in TASK_VERBS:
+        chosen = {"evaluate": evaluate, "predict": predict, "compare": compare}[verb]
+        chosen.set_defaults(task_options=_add_task_options(chosen, verb, task))
+
+    from rnnkit.cli import data, diagnose
+
+    data.add_parsers(verbs)
     diagnose.add_parser(verbs)
     return parser
+
+
+def _run_task(argv: Sequence[str]) -> tuple[Any, str | None]:
+    """The task of the first RUN of an ``evaluate`` / ``predict`` / ``compare`` command line,
+    or None when there is none or it cannot be read (the verb then reports why)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("verb", nargs="?")
+    pre.add_argument("run", nargs="?")
+    known, _ = pre.parse_known_args(argv)
+    if known.verb not in TASK_VERBS or not known.run:
+        return None, known.verb
+    from rnnkit import api
+
+    try:
+        return api.run_task(Path(known.run)), known.verb
+    except (ValueError, OSError):
+        return None, known.verb
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -231,10 +295,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rnnkit.io import CheckpointError
     from rnnkit.training import TrainingError
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    task, verb = _run_task(argv)
+    parser = build_parser(task, verb)
+    if task is None and verb in TASK_VERBS:
+        args, unknown = parser.parse_known_args(argv)  # the run's error comes first
+    else:
+        args, unknown = parser.parse_args(argv), []
     try:
-        return int(args.handler(args))
-    except (ValueError, CheckpointError, FileNotFoundError) as err:
+        status = int(args.handler(args))
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:  # the reader went away, e.g. `rnnkit compare ... --json | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (ValueError, CheckpointError, OSError) as err:
         print(f"rnnkit: error: {err}", file=sys.stderr)
         return 2
     except TrainingError as err:

@@ -1,7 +1,10 @@
-"""rnnkit.decoding: greedy search, batched beam search and sampling for encoder-decoders."""
+"""rnnkit.decoding: greedy search, batched beam search and sampling for any model of the decoder
+protocol (:mod:`rnnkit.decoding.protocol`): encoder-decoders, captioners, language models."""
 
+from rnnkit.decoding.protocol import Decoder, Memory, StepOutput
 from rnnkit.decoding.search import (
     Hypothesis,
+    SamplingConfig,
     SearchConfig,
     beam_search,
     filter_logits,
@@ -12,8 +15,12 @@ from rnnkit.decoding.search import (
 )
 
 __all__ = [
+    "Decoder",
     "Hypothesis",
+    "Memory",
+    "SamplingConfig",
     "SearchConfig",
+    "StepOutput",
     "beam_search",
     "filter_logits",
     "greedy_search",

@@ -1,30 +1,35 @@
-r"""Decoding a :class:`~rnnkit.models.seq2seq.Seq2Seq`: greedy, batched beam search, sampling.
+r"""Decoding: greedy, batched beam search and sampling, for any model of the decoder protocol.
 
-All three read the model only through ``encode`` (once per batch) and ``decode_step`` (once per
-target position, for every row of the batch at once), so they work with every attention kind.
-Each returns one list of :class:`Hypothesis` per source sentence, in the batch's order.
+All three know no model class: they read a model only through the protocol of
+:mod:`rnnkit.decoding.protocol`, ``step(tokens, state, memory)`` once per output position for
+every row at once, and the ``memory`` its ``encode`` returned (reordered with ``index_select``).
+So an encoder-decoder with any attention, a captioner attending over an image grid and a language
+model with no memory at all are decoded by the same code. Each function returns one list of
+:class:`Hypothesis` per input, in the batch's order.
 
-Length. Sentence b may take at most ``max_len = floor(a * S_b + b0)`` decoder steps (``a`` =
-``max_len_a``, ``b0`` = ``max_len_b``, S_b its real source length); eos counts as a step. A
+Length. Input b may take at most ``max_len = floor(a * S_b + b0)`` decoder steps (``a`` =
+``max_len_a``, ``b0`` = ``max_len_b``, S_b = ``memory.lengths[b]``); eos counts as a step. A
 hypothesis ends at eos (``ended=True``, eos not in ``tokens``) or is cut after ``max_len`` tokens
 (``ended=False``). The pad and bos ids are never produced.
 
 Scores. With y_1 .. y_n the produced tokens (eos included when produced, n = the number of steps)::
 
-    log p(y) = sum_t log softmax(logits_t)[y_t]          (the model's own probabilities)
+    log p(y) = sum_t log_probs_t[y_t]                     (the model's own probabilities)
     score    = log p(y) / lp(n),   lp(n) = ((5 + n) / 6) ** alpha      (Wu et al., 2016)
 
 ``alpha = SearchConfig.length_penalty``; ``alpha = 0`` gives lp = 1, the raw log-probability.
 Greedy search and sampling report the raw log-probability (sampling: under the model, not the
 tempered or filtered distribution).
 
-Beam search, batched. The B sentences' K beams are B*K rows of one ``decode_step`` per step. Each
+Beam search, batched. The B sentences' K beams are B*K rows of one ``step`` call per step. Each
 sentence scores its K*V continuations (beam score + log-prob), keeps the best 2K, and:
 
 - a continuation among the best K that ends with eos (or reaches ``max_len``) is *finished*: it is
   set aside with its length-penalised score;
-- the best K that do not end with eos become the new beams; the decoder state and the token and
-  attention histories are reordered with ``index_select``;
+- the best K that do not end with eos become the new beams; the decoder state and the token
+  history are reordered with ``index_select``. Attention histories are not copied at every step:
+  each step's weights are kept with a back-pointer from every new beam to the beam it extends,
+  and a returned hypothesis's weights are read back along the pointers once, at the end;
 - a sentence is done when it reached its ``max_len``, or when it has K finished hypotheses and
   the best live beam, scored as if it ended at this step (log-probability over ``lp(t)``), does
   not beat the K-th of them. Without a length penalty this is exact (log-probabilities only fall,
@@ -43,12 +48,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from pydantic import ValidationInfo, field_validator, model_validator
 from torch import Tensor
 
 from rnnkit.config import FrozenConfig
-from rnnkit.models.seq2seq import Seq2Seq
+from rnnkit.decoding.protocol import Decoder, Memory
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,9 +63,9 @@ class Hypothesis:
         tokens: the produced target ids, without bos and eos.
         score: its score (module docstring): the length-penalised log-probability for beam
             search, the raw log-probability for greedy search and sampling.
-        attention: (T', S_real) the attention weights of each step over the sentence's real source
-            tokens (rows sum to 1), T' = ``len(tokens) + ended`` (the eos step included); None
-            for a model without attention.
+        attention: the attention weights of each step, T' = ``len(tokens) + ended`` rows (the eos
+            step included), each summing to 1: (T', S_real) over the real source tokens of a
+            sequence memory, (T', H, W) over an image grid; None for a model without attention.
         ended: True if the hypothesis ended with eos, False if it was cut at the maximum length.
     """
 
@@ -107,6 +111,43 @@ class SearchConfig(FrozenConfig):
         if self.n_best > self.beam_size:
             raise ValueError(f"n_best={self.n_best} must not exceed beam_size={self.beam_size}")
         return self
+
+
+class SamplingConfig(FrozenConfig):
+    """Options of :func:`sample` as a config (keyword-only, frozen, validated).
+
+    Attributes:
+        temperature: > 0; below 1 sharpens the distribution, above 1 flattens it.
+        top_k: sample among the k most likely tokens; 0 for all.
+        top_p: sample among the most likely tokens that hold probability p, in (0, 1].
+        seed: seed of the random generator the samples are drawn with.
+    """
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+
+    @field_validator("temperature")
+    @classmethod
+    def _positive_temperature(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError(f"temperature must be positive, got {value}")
+        return value
+
+    @field_validator("top_k")
+    @classmethod
+    def _top_k(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"top_k must be non-negative (0 = off), got {value}")
+        return value
+
+    @field_validator("top_p")
+    @classmethod
+    def _top_p(cls, value: float) -> float:
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {value}")
+        return value
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -169,17 +210,21 @@ def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
     return logits
 
 
-def _log_probs(model: Seq2Seq, logits: Tensor) -> Tensor:
-    """Log-softmax in float32 or wider (N, V), with pad and bos excluded (-inf)."""
-    dtype = torch.promote_types(logits.dtype, torch.float32)
-    logp = F.log_softmax(logits.to(dtype), dim=-1)  # (N, V), a fresh tensor
-    never = torch.tensor([model.pad_id, model.bos_id], device=logits.device)
-    return logp.index_fill_(-1, never, -math.inf)  # (N, V), in place: no copy of N x V
+def _log_probs(model: Decoder, log_probs: Tensor) -> Tensor:
+    """The step's log-probs (N, V) in float32 or wider, pad and bos excluded (-inf); a new tensor."""
+    dtype = torch.promote_types(log_probs.dtype, torch.float32)
+    logp = log_probs.to(dtype, copy=True)  # (N, V)
+    never = torch.tensor([model.pad_id, model.bos_id], device=logp.device)
+    return logp.index_fill_(-1, never, -math.inf)  # (N, V), in place on the copy
 
 
 def _attention_rows(attention: Tensor | None, steps: int, length: int) -> Tensor | None:
-    """The first ``steps`` rows and ``length`` real source columns of (T, S) weights, on the CPU."""
-    return None if attention is None else attention[:steps, :length].cpu()
+    """The first ``steps`` rows of one hypothesis's weights, on the CPU: (T, S) cut to the
+    ``length`` real source columns, (T, H, W) over a grid whole."""
+    if attention is None:
+        return None
+    rows = attention[:steps]
+    return (rows[:, :length] if rows.dim() == 2 else rows).cpu()
 
 
 # ------------------------------------------------------------------------- greedy and sampling
@@ -187,39 +232,38 @@ def _attention_rows(attention: Tensor | None, steps: int, length: int) -> Tensor
 
 @torch.no_grad()
 def _ancestral(
-    model: Seq2Seq,
-    src: Tensor,
-    src_lengths: Tensor,
+    model: Decoder,
+    memory: Memory,
     max_len_a: float,
     max_len_b: float,
     copies: int,
-    choose: Callable[[Tensor, Tensor], Tensor],
+    choose: Callable[[Tensor], Tensor],
 ) -> list[list[Hypothesis]]:
-    """Decode ``copies`` rows per sentence, each step's token from ``choose(logp, logits)``.
+    """Decode ``copies`` rows per input, each step's token from ``choose(logp)``.
 
-    ``choose`` maps the log-probs (N, V) (pad and bos at -inf) and raw logits (N, V) to (N,)
-    tokens; the score is the sum of the chosen tokens' log-probs.
+    ``choose`` maps the log-probs (N, V) (pad and bos at -inf) to (N,) tokens; the score is the
+    sum of the chosen tokens' log-probs.
     """
-    enc = model.encode(src, src_lengths)
-    B = src.shape[0]
-    device = src.device
+    src_lengths = memory.lengths  # (B,)
+    B = src_lengths.shape[0]
+    device = src_lengths.device
     limit = max_lengths(src_lengths, max_len_a, max_len_b)  # B ints
     rows = torch.arange(B, device=device).repeat_interleave(copies)  # (N,), N = B * copies
     if copies > 1:
-        enc = enc.index_select(rows)
+        memory = memory.index_select(rows)
     N = B * copies
     row_limit = torch.tensor(limit, device=device).repeat_interleave(copies)  # (N,)
     prev = torch.full((N,), model.bos_id, dtype=torch.long, device=device)  # (N,)
-    state = enc.init_state
+    state = memory.init_state
     score = torch.zeros(N, dtype=torch.float64, device=device)  # (N,)
     steps = torch.zeros(N, dtype=torch.long, device=device)  # (N,) steps taken
     ended = torch.zeros(N, dtype=torch.bool, device=device)  # (N,) stopped at eos
     done = torch.zeros(N, dtype=torch.bool, device=device)  # (N,)
     tokens, attention = [], []
     for t in range(1, max(limit) + 1):
-        step = model.decode_step(prev, state, enc)
-        logp = _log_probs(model, step.logits)  # (N, V)
-        token = choose(logp, step.logits)  # (N,)
+        step = model.step(prev, state, memory)
+        logp = _log_probs(model, step.log_probs)  # (N, V)
+        token = choose(logp)  # (N,)
         live = ~done  # (N,)
         score = score + torch.where(live, logp.gather(1, token[:, None])[:, 0], 0.0)  # (N,)
         steps = steps + live.long()  # (N,)
@@ -228,12 +272,12 @@ def _ancestral(
         done = done | is_eos | (row_limit == t)
         tokens.append(token)  # (N,)
         if step.attention is not None:
-            attention.append(step.attention)  # (N, S)
+            attention.append(step.attention)  # (N, S) or (N, H, W)
         prev, state = token, step.state
         if bool(done.all()):
             break
     token_rows = torch.stack(tokens, dim=1).tolist()  # (N, T')
-    weights = torch.stack(attention, dim=1) if attention else None  # (N, T', S)
+    weights = torch.stack(attention, dim=1) if attention else None  # (N, T', S | H, W)
     lengths = src_lengths.tolist()
     result: list[list[Hypothesis]] = [[] for _ in range(B)]
     for n, (n_steps, n_ended, n_score) in enumerate(
@@ -254,38 +298,29 @@ def _ancestral(
 
 
 def greedy_search(
-    model: Seq2Seq,
-    src: Tensor,
-    src_lengths: Tensor,
+    model: Decoder,
+    memory: Memory,
     max_len_a: float = 1.5,
     max_len_b: float = 10,
 ) -> list[list[Hypothesis]]:
     """Greedy decoding, batched: at each step feed back the most likely token.
 
     Args:
-        model: the encoder-decoder (put it in ``eval()`` mode).
-        src: (B, S) source token ids, padded after each source's end.
-        src_lengths: (B,) real source lengths.
+        model: the decoder (put it in ``eval()`` mode).
+        memory: what the model's ``encode`` returned for B inputs.
         max_len_a, max_len_b: at most ``floor(max_len_a * S_b + max_len_b)`` steps, eos included.
 
     Returns:
         B lists of one :class:`Hypothesis` each; its score is the raw log-probability.
     """
     return _ancestral(
-        model,
-        src,
-        src_lengths,
-        max_len_a,
-        max_len_b,
-        copies=1,
-        choose=lambda logp, logits: logp.argmax(dim=-1),
+        model, memory, max_len_a, max_len_b, copies=1, choose=lambda logp: logp.argmax(dim=-1)
     )
 
 
 def sample(
-    model: Seq2Seq,
-    src: Tensor,
-    src_lengths: Tensor,
+    model: Decoder,
+    memory: Memory,
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
@@ -297,13 +332,13 @@ def sample(
 ) -> list[list[Hypothesis]]:
     """Ancestral sampling with temperature and top-k / top-p (nucleus) filtering, batched.
 
-    Each step draws from ``softmax(filter_logits(logits / temperature, top_k, top_p))`` (pad and
-    bos excluded). ``top_k=1`` is greedy search.
+    Each step draws from ``softmax(filter_logits(log_probs / temperature, top_k, top_p))`` (pad
+    and bos excluded; log-probs and logits differ by a constant per row, so this is the usual
+    tempered softmax of the logits). ``top_k=1`` is greedy search.
 
     Args:
-        model: the encoder-decoder (put it in ``eval()`` mode).
-        src: (B, S) source token ids.
-        src_lengths: (B,) real source lengths.
+        model: the decoder (put it in ``eval()`` mode).
+        memory: what the model's ``encode`` returned for B inputs.
         temperature: > 0; below 1 sharpens the distribution, above 1 flattens it.
         top_k: sample among the k most likely tokens; 0 for all.
         top_p: sample among the most likely tokens that hold probability p; 1 for all.
@@ -319,17 +354,13 @@ def sample(
         raise ValueError(f"temperature must be positive, got {temperature}")
     if num_samples < 1:
         raise ValueError(f"num_samples must be at least 1, got {num_samples}")
-    filter_logits(src.new_zeros(1, 1, dtype=torch.float32), top_k, top_p)  # validate early
+    filter_logits(torch.zeros(1, 1), top_k, top_p)  # validate early
 
-    def choose(logp: Tensor, logits: Tensor) -> Tensor:
-        allowed = torch.isfinite(logp)  # (N, V), pad and bos excluded
-        scaled = logits.to(logp.dtype).masked_fill(~allowed, -math.inf) / temperature  # (N, V)
-        probs = filter_logits(scaled, top_k, top_p).softmax(dim=-1)  # (N, V)
+    def choose(logp: Tensor) -> Tensor:
+        probs = filter_logits(logp / temperature, top_k, top_p).softmax(dim=-1)  # (N, V)
         return torch.multinomial(probs, 1, generator=generator)[:, 0]  # (N,)
 
-    return _ancestral(
-        model, src, src_lengths, max_len_a, max_len_b, copies=num_samples, choose=choose
-    )
+    return _ancestral(model, memory, max_len_a, max_len_b, copies=num_samples, choose=choose)
 
 
 # ---------------------------------------------------------------------------------- beam search
@@ -345,15 +376,16 @@ def _backtrack(
     hypothesis at once (each joins the walk at its own last step).
 
     Args:
-        step_weights: T tensors, step s's weights (N_s*K, S) by the rows decoded at step s.
+        step_weights: T tensors, step s's weights (N_s*K, *A) by the rows decoded at step s,
+            A = (S,) over a sequence or (H, W) over a grid.
         back: T - 1 (or T) tensors, ``back[s-1][r]`` the step-s row that step s+1's row r extends.
         ends: n pairs (t_i, r_i), 1 <= t_i <= T.
 
     Returns:
-        (n, T, S): row i holds hypothesis i's weights at steps 1 .. t_i, zeros after.
+        (n, T, *A): row i holds hypothesis i's weights at steps 1 .. t_i, zeros after.
     """
-    T, S = len(step_weights), step_weights[0].shape[1]
-    out = step_weights[0].new_zeros(len(ends), T, S)  # (n, T, S)
+    T, A = len(step_weights), step_weights[0].shape[1:]
+    out = step_weights[0].new_zeros(len(ends), T, *A)  # (n, T, *A)
     joining: dict[int, list[int]] = {}
     for i, (t, _) in enumerate(ends):
         joining.setdefault(t, []).append(i)
@@ -367,7 +399,7 @@ def _backtrack(
             rows = torch.cat([rows, torch.tensor([ends[i][1] for i in new], device=device)])
         if ids.numel() == 0:
             continue
-        out[ids, s - 1] = step_weights[s - 1].index_select(0, rows)  # (m, S)
+        out[ids, s - 1] = step_weights[s - 1].index_select(0, rows)  # (m, *A)
         if s > 1:
             rows = back[s - 2].index_select(0, rows)  # (m,), their rows at step s - 1
     return out
@@ -379,17 +411,15 @@ def _kth_best_score(hypotheses: list[Hypothesis], k: int) -> float:
 
 
 def beam_search(
-    model: Seq2Seq,
-    src: Tensor,
-    src_lengths: Tensor,
+    model: Decoder,
+    memory: Memory,
     config: SearchConfig | None = None,
 ) -> list[list[Hypothesis]]:
     """Batched beam search (algorithm in the module docstring).
 
     Args:
-        model: the encoder-decoder (put it in ``eval()`` mode).
-        src: (B, S) source token ids, padded after each source's end.
-        src_lengths: (B,) real source lengths.
+        model: the decoder (put it in ``eval()`` mode).
+        memory: what the model's ``encode`` returned for B inputs.
         config: beam size, n-best, maximum length, length penalty; ``SearchConfig()`` if None.
 
     Returns:
@@ -398,17 +428,17 @@ def beam_search(
     """
     config = SearchConfig() if config is None else config
     K = config.beam_size
-    enc = model.encode(src, src_lengths)
-    B = src.shape[0]
-    device = src.device
+    src_lengths = memory.lengths  # (B,)
+    B = src_lengths.shape[0]
+    device = src_lengths.device
     limit = max_lengths(src_lengths, config.max_len_a, config.max_len_b)  # B ints
     lengths = src_lengths.tolist()
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
 
     active = list(range(B))  # ids of the sentences still searching; N = len(active)
     rows = torch.arange(B, device=device).repeat_interleave(K)  # (N*K,)
-    enc = enc.index_select(rows)
-    state = enc.init_state
+    memory = memory.index_select(rows)
+    state = memory.init_state
     prev = torch.full((B * K,), model.bos_id, dtype=torch.long, device=device)  # (N*K,)
     scores = torch.full((B, K), -math.inf, device=device)  # (N, K) beam log-probs
     scores[:, 0] = 0.0  # all beams start equal: expand only the first at step 1
@@ -416,15 +446,15 @@ def beam_search(
     # Attention histories are not reordered at every step (a copy of (N*K, t, S) per step): each
     # step's weights are kept with a pointer from each next-step row to the row it extends, and the
     # returned hypotheses' histories are read back along the pointers at the end (_backtrack).
-    step_weights: list[Tensor] = []  # step t's (N_t*K, S), rows as decoded at step t
+    step_weights: list[Tensor] = []  # step t's (N_t*K, *A), rows as decoded at step t
     back: list[Tensor] = []  # back[t-1]: (N_{t+1}*K,), the step-t row each next row extends
     ends: dict[Hypothesis, tuple[int, int]] = {}  # finished hypothesis -> (its step, its row)
     arange_k = torch.arange(K, device=device)  # (K,)
 
     for t in range(1, max(limit) + 1):
         N = len(active)
-        step = model.decode_step(prev, state, enc)
-        logp = _log_probs(model, step.logits)  # (N*K, V)
+        step = model.step(prev, state, memory)
+        logp = _log_probs(model, step.log_probs)  # (N*K, V)
         V = logp.shape[-1]
         scores = scores.to(logp.dtype)
         cand = logp.view(N, K, V).add_(scores[:, :, None]).view(N, K * V)  # (N, K*V), in place
@@ -436,7 +466,7 @@ def beam_search(
         rank = torch.arange(top_index.shape[1], device=device)[None, :]  # (1, 2K)
         finish = (rank < K) & (is_eos | at_limit[:, None]) & torch.isfinite(top_scores)
         if step.attention is not None:
-            step_weights.append(step.attention)  # (N*K, S)
+            step_weights.append(step.attention)  # (N*K, *A)
 
         # Set the finished hypotheses aside.
         pairs = finish.nonzero().tolist()
@@ -492,13 +522,13 @@ def beam_search(
             history = history.index_select(0, sel_rows)
             back[-1] = back[-1].index_select(0, sel_rows)
             state = state.index_select(sel_rows)
-            enc = enc.index_select(sel_rows)
+            memory = memory.index_select(sel_rows)
 
     best = [sorted(hyps, key=lambda h: h.score, reverse=True)[: config.n_best] for hyps in finished]
     if not step_weights:
         return best
     returned = [(b, h) for b, hyps in enumerate(best) for h in hyps]
-    weights = _backtrack(step_weights, back, [ends[h] for _, h in returned])  # (n, T, S)
+    weights = _backtrack(step_weights, back, [ends[h] for _, h in returned])  # (n, T, *A)
     result: list[list[Hypothesis]] = [[] for _ in range(B)]
     for i, (b, h) in enumerate(returned):
         t = ends[h][0]

@@ -216,3 +216,21 @@ def format_bleu_table(results: Mapping[str, Sequence[LengthBucket]]) -> str:
         rest = [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
         lines.append("  ".join([first, *rest]))
     return "\n".join(lines)
+
+
+def format_scores(name: str, scores: TranslationScores) -> str:
+    """BLEU and chrF with their signatures, then the table of BLEU by source length (text).
+
+    Args:
+        name: the run's name, the table's column heading.
+        scores: :func:`translation_scores`' result.
+    """
+    return "\n".join(
+        [
+            f"BLEU  {scores['bleu']:6.2f}  {scores['signature']}",
+            f"chrF  {scores['chrf']:6.2f}  {scores['chrf_signature']}",
+            "",
+            f"BLEU by source length ({scores['count']} sentences):",
+            format_bleu_table({name: scores["by_length"]}),
+        ]
+    )

@@ -8,7 +8,8 @@ A run config::
       tokenizer: unigram           # unigram | bpe (sentencepiece) | word | char
       vocab_size: 8000
     model: {cell: lstm, attention: additive, embedding_size: 256, hidden_size: 512, ...}
-    train: {batch_size: 64, max_time_s: 900, label_smoothing: 0.1, ...}
+    objective: {label_smoothing: 0.1, scheduled_sampling: 0.0}
+    train: {batch_size: 64, max_time_s: 900, ...}
 
 Data. ``data.train`` / ``data.valid`` are TSV files (``source<TAB>target``; other columns are
 ignored) or, as a list of two paths, aligned text files (:func:`rnnkit.data.parallel.read_parallel`
@@ -17,9 +18,10 @@ reads them; bad lines are errors naming file and line, or skipped and counted wi
 instead (:mod:`rnnkit.data.corpora`). Training pairs with more than ``data.max_length`` tokens on
 either side are left out (counted in the log).
 
-Tokenisers are trained on the training split the first time the run folder is used and saved in
-it (``tokenizer.model``, or ``source.*`` and ``target.*`` with ``joint_vocab: false``), so
-``evaluate`` and ``predict`` need only the run folder. Ids: pad 0, bos 1, eos 2, unk 3.
+Tokenisers are trained on the training split by :meth:`TranslationTask.prepare` when training
+starts and saved in the run folder (``tokenizer.model``, or ``source.*`` and ``target.*`` with
+``joint_vocab: false``); loading a run only reads them, so ``evaluate`` and ``predict`` need only
+the run folder. Ids: pad 0, bos 1, eos 2, unk 3 (:mod:`rnnkit.data.tokenizers`).
 
 Batches. Training pairs are grouped by length (:func:`rnnkit.data.parallel.bucket_batches`):
 ``train.batch_size`` sentences per batch, or, with ``data.batch_tokens``, as many as fit that
@@ -28,15 +30,16 @@ budget of padded tokens (``train.batch_size`` then caps the sentences). A batch 
     src      (B, S)  source ids, padded           src_lengths (B,)
     tgt_in   (B, T)  bos y_1 .. y_n, padded       tgt_out     (B, T)  y_1 .. y_n eos, padded
 
-Loss: the mean cross-entropy over real target tokens, with ``train.label_smoothing``; with
-``train.scheduled_sampling`` the decoder is fed its own samples at a rate ramped over
-``train.scheduled_sampling_steps``. Validation reports ``loss``, ``ppl`` and the BLEU and chrF of
-greedy translations of the validation sentences (sacreBLEU, detokenised); ``bleu`` picks
+Loss: the mean cross-entropy over real target tokens, with ``objective.label_smoothing``; with
+``objective.scheduled_sampling`` the decoder is fed its own samples at a rate ramped over
+``objective.scheduled_sampling_steps``. Validation reports ``loss``, ``ppl`` and the BLEU and chrF
+of greedy translations of the validation sentences (sacreBLEU, detokenised); ``bleu`` picks
 ``best.safetensors`` and drives early stopping.
 
-:func:`translate` (beam search, n-best, attention weights) and :func:`evaluate_file` (BLEU, chrF,
-signature and BLEU by source length on a test file) serve ``rnnkit predict`` and ``rnnkit
-evaluate``.
+:func:`translate` (beam search or sampling, n-best, attention weights) serves
+:class:`TranslationPredictor` (``rnnkit predict``); :meth:`TranslationTask.evaluate_file` (BLEU,
+chrF, signatures and BLEU by source length on a test file) ``rnnkit evaluate``, and
+:meth:`TranslationTask.compare` ``rnnkit compare``.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
@@ -65,13 +68,33 @@ from rnnkit.data.tokenizers import (
     build_tokenizer,
     load_tokenizer,
 )
-from rnnkit.decoding.search import Hypothesis, SearchConfig, beam_search, greedy_search
-from rnnkit.metrics.bleu import TranslationScores, translation_scores
+from rnnkit.decoding import (
+    Hypothesis,
+    SamplingConfig,
+    SearchConfig,
+    beam_search,
+    greedy_search,
+    sample,
+)
+from rnnkit.io import write_text_atomic
+from rnnkit.metrics.bleu import (
+    TranslationScores,
+    check_same_buckets,
+    format_bleu_table,
+    format_scores,
+    translation_scores,
+)
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from rnnkit.registry import register_task
 from rnnkit.runtime import flush_denormals
+from rnnkit.tasks.base import Option, Predictor, Report, StepOutput, Task, TaskError, to_json
+from rnnkit.tasks.decoding_options import (
+    PREDICT_OPTIONS,
+    SEARCH_OPTIONS,
+    sampling_options,
+    search_config,
+)
 from rnnkit.training.losses import token_cross_entropy
-from rnnkit.training.task import StepOutput, Task
+from rnnkit.viz.attention import plot_attention, plot_bleu_by_length
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +145,21 @@ class TranslationDataConfig(FrozenConfig):
         return self
 
 
+class TranslationObjective(FrozenConfig):
+    """The ``objective`` section of a translation run: how the loss is taken.
+
+    Attributes:
+        label_smoothing: epsilon of label-smoothed cross-entropy, in [0, 1).
+        scheduled_sampling: the largest rate at which the decoder is fed its own sample instead
+            of the reference token (Bengio et al., 2015), in [0, 1]; 0 is teacher forcing.
+        scheduled_sampling_steps: steps over which the rate ramps linearly from 0 to its maximum.
+    """
+
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    scheduled_sampling: float = Field(0.0, ge=0.0, le=1.0)
+    scheduled_sampling_steps: int = Field(5000, ge=1)
+
+
 class TranslationBatch(NamedTuple):
     """A batch of sentence pairs (shapes in the module docstring); texts for BLEU."""
 
@@ -143,6 +181,7 @@ class Translation:
         source_pieces: the source's S tokens as strings.
         output_pieces: the T' output tokens as strings (``</s>`` last when the hypothesis ended).
         attention: (T', S) weights of each output token over the source tokens, or None.
+        ended: False when the translation was cut at the length limit before its eos.
     """
 
     text: str
@@ -150,6 +189,7 @@ class Translation:
     source_pieces: list[str]
     output_pieces: list[str]
     attention: Tensor | None
+    ended: bool = True
 
     def to_dict(self, with_attention: bool = True) -> dict[str, Any]:
         """A JSON-ready dict (``attention`` as nested lists, rounded to 4 decimals)."""
@@ -158,22 +198,41 @@ class Translation:
             "score": self.score,
             "source_tokens": self.source_pieces,
             "output_tokens": self.output_pieces,
+            "truncated": not self.ended,
         }
         if with_attention and self.attention is not None:
             out["attention"] = [[round(float(v), 4) for v in row] for row in self.attention]
         return out
 
 
-@register_task
 class TranslationTask(Task):
     """Translate sentences with an RNN encoder-decoder, with or without attention."""
 
     name = "translation"
     DataConfig: ClassVar[type[FrozenConfig]] = TranslationDataConfig
     ModelConfig: ClassVar[type[FrozenConfig]] = Seq2SeqConfig
+    ObjectiveConfig: ClassVar[type[FrozenConfig]] = TranslationObjective
     metric_names: ClassVar[tuple[str, ...]] = ("loss", "ppl", "bleu", "chrf")
     best_metric: ClassVar[tuple[str, Literal["min", "max"]]] = ("bleu", "max")
-    train_options: ClassVar[frozenset[str]] = frozenset({"label_smoothing", "scheduled_sampling"})
+    evaluate_options: ClassVar[tuple[Option, ...]] = (
+        *SEARCH_OPTIONS,
+        Option("output", "--output", Path, "write the translations here, one per line", "FILE"),
+    )
+    compare_options: ClassVar[tuple[Option, ...]] = (
+        *SEARCH_OPTIONS,
+        Option("plot", "--plot", Path, "write BLEU against source length as a PNG", "PNG"),
+    )
+    predict_options: ClassVar[tuple[Option, ...]] = (
+        *SEARCH_OPTIONS,
+        *PREDICT_OPTIONS,
+        Option(
+            "attention_plot",
+            "--attention-plot",
+            Path,
+            "write an attention heatmap of each input's best translation: DIR/001.png, ...",
+            "DIR",
+        ),
+    )
 
     def __init__(self, config: Any, run_dir: Path | None = None) -> None:
         super().__init__(config, run_dir)
@@ -193,6 +252,11 @@ class TranslationTask(Task):
         assert isinstance(self.config.model, Seq2SeqConfig)
         return self.config.model
 
+    @property
+    def objective(self) -> TranslationObjective:
+        assert isinstance(self.config.objective, TranslationObjective)
+        return self.config.objective
+
     # ------------------------------------------------------------------------------- data
 
     def read_pairs(self, split: Literal["train", "valid"]) -> list[Pair]:
@@ -207,46 +271,47 @@ class TranslationTask(Task):
         if data.skipped:
             logger.warning("data.%s: skipped %d bad line(s)", split, data.skipped)
         if not data.pairs:
-            raise ValueError(f"data.{split}: no sentence pairs in {value}")
+            raise TaskError(f"data.{split}: no sentence pairs in {value}")
         return data.pairs
 
-    def _tokenizer_dir(self) -> Path:
+    def _tokenizer_paths(self) -> list[Path]:
         if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            return self.run_dir
-        if self._scratch is None:
-            self._scratch = tempfile.TemporaryDirectory(prefix="rnnkit-tok-")
-        return Path(self._scratch.name)
-
-    def _tokenizer_path(self, stem: str) -> Path:
+            folder = self.run_dir
+        else:  # a task without a run folder (tests, notebooks) keeps its tokenisers aside
+            if self._scratch is None:
+                self._scratch = tempfile.TemporaryDirectory(prefix="rnnkit-tok-")
+            folder = Path(self._scratch.name)
         ext = ".model" if self.data.tokenizer in ("unigram", "bpe") else ".json"
-        return self._tokenizer_dir() / (stem + ext)
+        stems = ("tokenizer",) if self.data.joint_vocab else ("source", "target")
+        return [folder / (stem + ext) for stem in stems]
+
+    def prepare(self) -> None:
+        """Train the tokeniser(s) on the training split and save them in the run folder."""
+        d = self.data
+        pairs = self.read_pairs("train")
+        texts: list[list[str]] = (
+            [[s for s, _ in pairs] + [t for _, t in pairs]]
+            if d.joint_vocab
+            else [[s for s, _ in pairs], [t for _, t in pairs]]
+        )
+        paths = self._tokenizer_paths()
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
+        for text, path in zip(texts, paths, strict=True):
+            build_tokenizer(d.tokenizer, text, path.with_suffix(""), vocab_size=d.vocab_size)
+        self._tokenizers = None
 
     @property
     def tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
-        """(source, target) tokenisers: loaded from the run folder, or trained and saved there."""
+        """(source, target) tokenisers, read from the run folder (written by :meth:`prepare`)."""
         if self._tokenizers is None:
-            d = self.data
-            stems = ("tokenizer", "tokenizer") if d.joint_vocab else ("source", "target")
-            paths = [self._tokenizer_path(stem) for stem in stems]
-            if all(p.is_file() for p in paths):
-                loaded = [load_tokenizer(p) for p in paths]
-            else:
-                pairs = self.read_pairs("train")
-                texts: list[list[str]] = (
-                    [[s for s, _ in pairs] + [t for _, t in pairs]]
-                    if d.joint_vocab
-                    else [[s for s, _ in pairs], [t for _, t in pairs]]
+            paths = self._tokenizer_paths()
+            missing = [p for p in paths if not p.is_file()]
+            if missing:
+                raise TaskError(
+                    f"{missing[0]}: no tokeniser; prepare() trains it (rnnkit train does)"
                 )
-                loaded = [
-                    build_tokenizer(
-                        d.tokenizer, text, path.with_suffix(""), vocab_size=d.vocab_size
-                    )
-                    for text, path in zip(texts, paths, strict=False)
-                ]
-                if d.joint_vocab:
-                    loaded.append(loaded[0])
-            self._tokenizers = (loaded[0], loaded[1])
+            loaded = [load_tokenizer(p) for p in paths]
+            self._tokenizers = (loaded[0], loaded[-1])
         return self._tokenizers
 
     def encode_pairs(self, pairs: Sequence[Pair]) -> list[tuple[list[int], list[int]]]:
@@ -267,7 +332,7 @@ class TranslationTask(Task):
                     limit,
                 )
             if not kept:
-                raise ValueError("no training pairs left after data.max_length")
+                raise TaskError("no training pairs left after data.max_length")
             self._train_pairs = kept
         return self._train_pairs
 
@@ -278,7 +343,7 @@ class TranslationTask(Task):
         encoded = self.encode_pairs(pairs)
         empty = [i for i, (s, _) in enumerate(encoded) if not s]
         if empty:
-            raise ValueError(f"pair {empty[0] + 1}: the source has no tokens")
+            raise TaskError(f"pair {empty[0] + 1}: the source has no tokens")
         return self._batches(encoded, list(pairs), shuffle=shuffle, epoch=epoch)
 
     def _batches(
@@ -322,11 +387,15 @@ class TranslationTask(Task):
             self._valid = self.make_batches(pairs)
         return self._valid
 
-    def load_examples(self, path: Path) -> list[TranslationBatch]:
-        data = read_parallel(path, columns=self.data.columns)  # test data: every line counts
+    def read_test_pairs(self, path: Path) -> list[Pair]:
+        """A user's test TSV (the run's ``data.columns``); every line counts, none is skipped."""
+        data = read_parallel(path, columns=self.data.columns)
         if not data.pairs:
-            raise ValueError(f"{path}: no sentence pairs")
-        return self.make_batches(data.pairs)
+            raise TaskError(f"{path}: no sentence pairs")
+        return data.pairs
+
+    def load_examples(self, path: Path) -> list[TranslationBatch]:
+        return self.make_batches(self.read_test_pairs(path))
 
     # ------------------------------------------------------------------------------ model
 
@@ -337,14 +406,14 @@ class TranslationTask(Task):
         )
 
     def begin_step(self, step: int) -> None:
-        t = self.config.train
-        self.sampling_rate = t.scheduled_sampling * min(1.0, step / t.scheduled_sampling_steps)
+        o = self.objective
+        self.sampling_rate = o.scheduled_sampling * min(1.0, step / o.scheduled_sampling_steps)
 
     def step(self, model: nn.Module, batch: TranslationBatch, state: Any = None) -> StepOutput:
         rate = self.sampling_rate if model.training else 0.0
         out = model(batch.src, batch.src_lengths, batch.tgt_in, sampling_rate=rate)
         loss = token_cross_entropy(
-            out.logits, batch.tgt_out, PAD_ID, self.config.train.label_smoothing
+            out.logits, batch.tgt_out, PAD_ID, self.objective.label_smoothing
         )
         return StepOutput(loss=loss, num_tokens=int((batch.tgt_out != PAD_ID).sum()))
 
@@ -362,7 +431,8 @@ class TranslationTask(Task):
                 n = int((batch.tgt_out != PAD_ID).sum())
                 total += float(token_cross_entropy(logits, batch.tgt_out, PAD_ID)) * n
                 tokens += n
-                for hyps in greedy_search(model, batch.src, batch.src_lengths):
+                memory = model.encode(batch.src, batch.src_lengths)
+                for hyps in greedy_search(model, memory):
                     hypotheses.append(tgt_tok.decode(hyps[0].tokens))
                 sources += batch.sources
                 references += batch.references
@@ -375,8 +445,73 @@ class TranslationTask(Task):
             "chrf": scores["chrf"],
         }
 
-    def predict(self, model: nn.Module, inputs: Sequence[str]) -> list[str]:
-        return [t[0].text for t in translate(self, model, inputs)]
+    # ------------------------------------------------------------ evaluate and compare
+
+    def _score_file(
+        self, model: nn.Module, path: Path, search: SearchConfig
+    ) -> tuple[TranslationScores, list[str]]:
+        pairs = self.read_test_pairs(path)
+        sources = [s for s, _ in pairs]
+        hypotheses = [t[0].text for t in translate(self, model, sources, search)]
+        scores = translation_scores(hypotheses, [r for _, r in pairs], sources)
+        return scores, hypotheses
+
+    def evaluate_file(self, model: nn.Module, path: Path, options: Mapping[str, Any]) -> Report:
+        """BLEU, chrF (with signatures) and BLEU by source length with beam search on a TSV;
+        ``--output FILE`` keeps the translations."""
+        output = options.get("output")
+        if output is not None and Path(output).is_dir():
+            raise TaskError(f"--output {output} is a folder; give the file to write")
+        search = search_config(options)
+        scores, hypotheses = self._score_file(model, path, search)
+        files: tuple[Path, ...] = ()
+        if output is not None:
+            write_text_atomic(Path(output), "".join(h + "\n" for h in hypotheses))
+            files = (Path(output),)
+        text = format_scores(path.name, scores) + f"\n({path}, beam {search.beam_size})"
+        return Report(dict(scores), text, files)
+
+    def compare(
+        self,
+        names: Sequence[str],
+        models: Sequence[nn.Module],
+        path: Path,
+        options: Mapping[str, Any],
+    ) -> Report:
+        """The table of BLEU by source length, a column per run (Bahdanau et al., 2015), then
+        BLEU and chrF per run; ``--plot`` draws the table."""
+        plot = options.get("plot")
+        if plot is not None and Path(plot).is_dir():
+            raise TaskError(f"--plot {plot} is a folder; give the PNG file to write")
+        search = search_config(options)
+        scores = {
+            name: self._score_file(model, path, search)[0]
+            for name, model in zip(names, models, strict=True)
+        }
+        by_length = {name: s["by_length"] for name, s in scores.items()}
+        check_same_buckets(by_length)
+        files: tuple[Path, ...] = ()
+        if plot is not None:
+            files = (plot_bleu_by_length(by_length, Path(plot)),)
+        first = next(iter(scores.values()))
+        width = max(len("run"), *(len(name) for name in names))
+        lines = [
+            f"BLEU by source length on {path} ({first['count']} sentences, "
+            f"beam {search.beam_size}):",
+            format_bleu_table(by_length),
+            "",
+            f"{'run'.ljust(width)}   BLEU   chrF",
+            *(f"{n.ljust(width)}  {s['bleu']:5.1f}  {s['chrf']:5.1f}" for n, s in scores.items()),
+            "",
+            f"BLEU: {first['signature']}",
+            f"chrF: {first['chrf_signature']}",
+        ]
+        payload = {
+            "data": str(path),
+            "beam": search.beam_size,
+            "runs": [{"name": n, **s} for n, s in scores.items()],
+        }
+        return Report(payload, "\n".join(lines), files)
 
 
 def translate(
@@ -386,8 +521,9 @@ def translate(
     search: SearchConfig | None = None,
     *,
     batch_size: int = 64,
+    sampling: SamplingConfig | None = None,
 ) -> list[list[Translation]]:
-    """Translate ``sentences`` with batched beam search (beam 1 is greedy search).
+    """Translate ``sentences`` with batched beam search (beam 1 is greedy search) or sampling.
 
     Args:
         task: the run's task (its tokenisers).
@@ -395,12 +531,13 @@ def translate(
         sentences: source sentences, raw text.
         search: beam size, n-best, maximum length and length penalty (default beam 5).
         batch_size: sentences decoded together.
+        sampling: when given, draw ``search.n_best`` samples per sentence instead.
 
     Returns:
-        For each sentence, ``search.n_best`` translations, best first.
+        For each sentence, ``search.n_best`` translations, best first (samples: drawing order).
 
     Raises:
-        ValueError: an input with no tokens (naming its position).
+        TaskError: an input with no tokens (naming its position).
     """
     if not isinstance(model, Seq2Seq):
         raise TypeError(f"translate needs a Seq2Seq model, got {type(model).__name__}")
@@ -409,15 +546,33 @@ def translate(
     ids = [src_tok.encode(s) for s in sentences]
     for i, s in enumerate(ids):
         if not s:
-            raise ValueError(f"input {i + 1} is empty: nothing to translate")
+            raise TaskError(f"input {i + 1} is empty: nothing to translate")
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths together
     results: list[list[Translation]] = [[] for _ in ids]
+    generator = None
+    if sampling is not None:
+        generator = torch.Generator(device=next(model.parameters()).device)
+        generator.manual_seed(sampling.seed)
     model.eval()
     with torch.no_grad(), flush_denormals():
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             src, lengths, _, _ = pad_pairs([ids[i] for i in chunk], [[] for _ in chunk])
-            found = beam_search(model, src, lengths, search)
+            memory = model.encode(src, lengths)
+            if sampling is None:
+                found = beam_search(model, memory, search)
+            else:
+                found = sample(
+                    model,
+                    memory,
+                    temperature=sampling.temperature,
+                    top_k=sampling.top_k,
+                    top_p=sampling.top_p,
+                    generator=generator,
+                    num_samples=search.n_best,
+                    max_len_a=search.max_len_a,
+                    max_len_b=search.max_len_b,
+                )
             for i, hyps in zip(chunk, found, strict=True):
                 results[i] = [_translation(h, ids[i], src_tok, tgt_tok) for h in hyps]
     return results
@@ -435,30 +590,61 @@ def _translation(
         source_pieces=[src_tok.id_to_piece(t) for t in source],
         output_pieces=pieces,
         attention=None if hyp.attention is None else hyp.attention.detach().cpu(),
+        ended=hyp.ended,
     )
 
 
-def evaluate_file(
-    task: TranslationTask,
-    model: nn.Module,
-    path: Path,
-    search: SearchConfig | None = None,
-) -> tuple[TranslationScores, list[str]]:
-    """BLEU, chrF (with signatures) and BLEU by source length of ``model`` on a TSV file.
+class TranslationPredictor(Predictor[str, list[Translation]]):
+    """Sentences in; for each, its n-best translations with scores, tokens and attention."""
 
-    Args:
-        task, model: a loaded run.
-        path: TSV of ``source<TAB>reference`` (the run's ``data.columns``); a bad line is an
-            error naming it, whatever the run's ``data.on_error``.
-        search: decoding options (default beam 5).
+    task: TranslationTask
 
-    Returns:
-        The scores (:func:`rnnkit.metrics.bleu.translation_scores`) and the translations.
-    """
-    data = read_parallel(path, columns=task.data.columns)  # a test file is never skipped over
-    if not data.pairs:
-        raise ValueError(f"{path}: no sentence pairs")
-    sources = [s for s, _ in data.pairs]
-    hypotheses = [t[0].text for t in translate(task, model, sources, search)]
-    scores = translation_scores(hypotheses, [r for _, r in data.pairs], sources)
-    return scores, hypotheses
+    def predict(self, inputs: Sequence[str], options: Mapping[str, Any]) -> list[list[Translation]]:
+        plots = options.get("attention_plot")
+        if plots is not None:
+            if self.task.model_config.attention == "none":
+                raise TaskError(
+                    "--attention-plot needs a model with attention; this run has "
+                    "model.attention: none"
+                )
+            if Path(plots).exists() and not Path(plots).is_dir():
+                raise TaskError(f"--attention-plot {plots} is a file; give a folder")
+        search, sampling = search_config(options), sampling_options(options)
+        return translate(self.task, self.model, inputs, search, sampling=sampling)
+
+    def format(self, output: list[Translation]) -> str:
+        """The translation; for n-best lists one ``rank<TAB>score<TAB>text`` line each, and a
+        blank line after; a translation cut at the length limit is marked ``[truncated]``."""
+
+        def text(t: Translation) -> str:
+            return t.text if t.ended else f"{t.text} [truncated]"
+
+        if len(output) == 1:
+            return text(output[0])
+        return "\n".join(f"{k}\t{t.score:.4f}\t{text(t)}" for k, t in enumerate(output, 1)) + "\n"
+
+    def to_json(self, inp: str, output: list[Translation]) -> Any:
+        return {"input": inp, "translations": [to_json(t.to_dict()) for t in output]}
+
+    def write_files(
+        self, inputs: Sequence[str], outputs: Sequence[list[Translation]], options: Mapping[str, Any]
+    ) -> list[Path]:
+        """``--attention-plot DIR``: one heatmap per input, of its best translation (DIR/001.png)."""
+        folder = options.get("attention_plot")
+        if folder is None:
+            return []
+        folder = Path(folder)
+        width = max(3, len(str(len(inputs))))
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for k, (sentence, found) in enumerate(zip(inputs, outputs, strict=True), 1):
+            best = found[0]
+            if best.attention is None:
+                raise TaskError(f"input {k}: the translation has no attention weights")
+            path = folder / f"{k:0{width}d}.png"
+            plot_attention(best.attention, best.source_pieces, best.output_pieces, path, title=sentence)
+            paths.append(path)
+        return paths
+
+
+TranslationTask.predictor = TranslationPredictor

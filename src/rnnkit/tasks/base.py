@@ -1,0 +1,286 @@
+"""What every task is: :class:`Task` (data, model, loss, evaluation) and :class:`Predictor`.
+
+A task is one file in :mod:`rnnkit.tasks` that subclasses :class:`Task` and is declared as an
+entry point in the ``rnnkit.tasks`` group (see :mod:`rnnkit.tasks.registry`). It owns:
+
+- its config sections: ``DataConfig`` and ``ModelConfig`` (and ``ObjectiveConfig`` for loss
+  options such as label smoothing), frozen pydantic models;
+- :meth:`Task.prepare`, run once when training starts: it fits what is learnt from the training
+  data before the model (tokenisers, vocabularies, scalers) and saves it in the run folder, so
+  that :meth:`Task.build_model` and loading a run only ever read files;
+- batches, the model factory, one training step and evaluation, which the trainer reads through
+  :class:`~rnnkit.training.protocol.TrainableTask`;
+- its command-line options (:class:`Option`, declared as data, so ``rnnkit evaluate`` /
+  ``predict`` and the HTTP server offer them without knowing the task);
+- :meth:`Task.evaluate_file` (``rnnkit evaluate``), :meth:`Task.compare` (``rnnkit compare``) and
+  its :class:`Predictor` (``rnnkit predict`` and the server).
+
+Errors a user can cause are :class:`TaskError` (a ``ValueError``): the CLI prints them as one
+line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+import torch
+from torch import nn
+
+from rnnkit.config import EmptySection, FrozenConfig, RunConfig
+from rnnkit.training.protocol import StepOutput
+
+__all__ = [
+    "NoObjective",
+    "Option",
+    "Predictor",
+    "Report",
+    "StepOutput",
+    "Task",
+    "TaskError",
+    "to_json",
+]
+
+
+class TaskError(ValueError):
+    """A problem with the user's input to a task (data file, option, run folder), in one line."""
+
+
+NoObjective = EmptySection
+"""The ``objective`` section of a task that has no loss options: it must be empty."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """A command-line option of a task's ``evaluate``, ``predict`` or ``compare`` verb.
+
+    The CLI adds ``flag`` to the verb's parser when the run's task declares it, and passes the
+    parsed value to the task as ``options[name]`` (None when not given: the task's own default).
+
+    Attributes:
+        name: the keyword the task reads, e.g. ``"beam_size"``.
+        flag: the command-line flag, e.g. ``"--beam"``.
+        type: ``int``, ``float``, ``str``, ``Path`` or ``bool`` (a switch, False unless given).
+        help: one line for ``--help``, with the default.
+        metavar: the value's placeholder in ``--help``.
+        choices: the allowed values, if limited.
+    """
+
+    name: str
+    flag: str
+    type: type = str
+    help: str = ""
+    metavar: str | None = None
+    choices: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """What :meth:`Task.evaluate_file` and :meth:`Task.compare` return.
+
+    Attributes:
+        metrics: plain data (numbers, strings, lists, dicts) printed by ``--json``.
+        text: the human-readable form; None prints ``metrics`` as ``key<TAB>value`` lines.
+        files: files the call wrote (each written atomically).
+    """
+
+    metrics: dict[str, Any]
+    text: str | None = None
+    files: tuple[Path, ...] = ()
+
+
+def to_json(value: Any) -> Any:
+    """Plain JSON data of a dataclass, NamedTuple, tensor, array, Path or nesting of them.
+
+    Non-finite floats become None (JSON has no NaN), tensors and arrays nested lists.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {k: to_json(v) for k, v in value._asdict().items()}
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return to_json(value.tolist())
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy arrays and scalars
+        return to_json(value.tolist())
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class Task(ABC):
+    """A trainable task: data, model factory, loss, evaluation, prediction.
+
+    Class attributes:
+        name: the config's ``task:`` value (the entry point's name).
+        DataConfig / ModelConfig / ObjectiveConfig: frozen config classes of the ``data``,
+            ``model`` and ``objective`` sections.
+        metric_names: names returned by :meth:`evaluate` (columns ``valid_<name>`` in metrics.csv).
+        best_metric: (name, "min" | "max") for ``best.safetensors`` and early stopping.
+        stateful: True when the recurrent state is carried from batch to batch (truncated BPTT).
+        evaluate_options / predict_options / compare_options: the task's options of those verbs.
+        input_option: the name of a predict option whose value is one more input (forecasting's
+            ``--data FILE``), or None.
+        predictor: the task's :class:`Predictor` class.
+    """
+
+    name: ClassVar[str]
+    DataConfig: ClassVar[type[FrozenConfig]]
+    ModelConfig: ClassVar[type[FrozenConfig]]
+    ObjectiveConfig: ClassVar[type[FrozenConfig]] = NoObjective
+    metric_names: ClassVar[tuple[str, ...]] = ("loss",)
+    best_metric: ClassVar[tuple[str, Literal["min", "max"]]] = ("loss", "min")
+    stateful: ClassVar[bool] = False
+    evaluate_options: ClassVar[tuple[Option, ...]] = ()
+    predict_options: ClassVar[tuple[Option, ...]] = ()
+    compare_options: ClassVar[tuple[Option, ...]] = ()
+    input_option: ClassVar[str | None] = None
+    predictor: ClassVar[type[Predictor[Any, Any]]]
+
+    def __init__(self, config: RunConfig, run_dir: Path | None = None) -> None:
+        self.config = config
+        self.run_dir = run_dir
+
+    # -------------------------------------------------------------------- training
+
+    def prepare(self) -> None:
+        """Fit what the model needs from the training data (tokenisers, scalers) and save it in
+        ``run_dir``. Called once before training starts (not on resume); the default does
+        nothing. Everything else, :meth:`build_model` included, only reads what this wrote."""
+        return None
+
+    @abstractmethod
+    def build_model(self) -> nn.Module:
+        """A freshly initialised model for this task's config (weights drawn from torch's RNG)."""
+
+    @abstractmethod
+    def train_batches(self, epoch: int) -> Iterator[Any]:
+        """Training batches of ``epoch``, deterministic in (seed, epoch)."""
+
+    @abstractmethod
+    def valid_batches(self) -> Iterable[Any]:
+        """Validation batches (the same every call)."""
+
+    def begin_step(self, step: int) -> None:
+        """Called by the trainer before training step ``step`` (1-based); for step schedules."""
+        return None
+
+    @abstractmethod
+    def step(self, model: nn.Module, batch: Any, state: Any = None) -> StepOutput:
+        """Loss and metrics of ``model`` on one batch (called under ``model.train()``)."""
+
+    def evaluate(self, model: nn.Module, batches: Iterable[Any]) -> dict[str, float]:
+        """Token-weighted mean of :meth:`step`'s loss and metrics over ``batches``, without grads."""
+        totals: dict[str, float] = {}
+        weight = 0.0
+        with torch.no_grad():
+            for batch in batches:
+                out = self.step(model, batch)
+                w = float(max(out.num_tokens, 1))
+                weight += w
+                totals["loss"] = totals.get("loss", 0.0) + w * float(out.loss)
+                for key, value in out.metrics.items():
+                    totals[key] = totals.get(key, 0.0) + w * float(value)
+        return {k: v / max(weight, 1.0) for k, v in totals.items()}
+
+    # ------------------------------------------------------------ the CLI's verbs
+
+    def load_examples(self, path: Path) -> list[Any]:
+        """Read a user's data file into batches for :meth:`evaluate`; errors name file and line."""
+        raise TaskError(f"task '{self.name}' cannot read data files")
+
+    def evaluate_file(self, model: nn.Module, path: Path, options: Mapping[str, Any]) -> Report:
+        """``rnnkit evaluate``: metrics of ``model`` on a user's data file.
+
+        The default reads :meth:`load_examples` and reports :meth:`evaluate`; tasks with their
+        own scores (BLEU, MASE) override it. ``options`` holds :attr:`evaluate_options`' values.
+        """
+        return Report(self.evaluate(model, self.load_examples(path)))
+
+    def compare(
+        self,
+        names: Sequence[str],
+        models: Sequence[nn.Module],
+        path: Path,
+        options: Mapping[str, Any],
+    ) -> Report:
+        """``rnnkit compare``: several runs of this task on one data file, side by side.
+
+        The default evaluates each and puts their metrics in one table, a column per run.
+        """
+        results = {
+            n: self.evaluate_file(m, path, options).metrics
+            for n, m in zip(names, models, strict=True)
+        }
+        keys = sorted({k for metrics in results.values() for k in metrics})
+        width = max((len(k) for k in keys), default=6)
+        lines = ["\t".join(["metric".ljust(width), *names])]
+        for key in keys:
+            cells = [_cell(results[n].get(key)) for n in names]
+            lines.append("\t".join([key.ljust(width), *cells]))
+        return Report({"runs": results}, "\n".join(lines))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "-" if value is None else str(value)
+
+
+@dataclass
+class Predictor(ABC, Generic[In, Out]):
+    """A trained run ready to answer inputs: the one API behind ``rnnkit predict`` and the server.
+
+    ``In`` and ``Out`` are the task's input and output types (dataclasses or strings); outputs
+    turn into JSON with :func:`to_json`. Build one with ``Task.predictor.load(run_dir)``
+    (see :func:`rnnkit.tasks.run.load_predictor`) or directly from a task and its model.
+
+    Attributes:
+        task: the run's task object.
+        model: its model, in eval mode.
+    """
+
+    task: Task
+    model: nn.Module
+
+    def parse(self, text: str) -> In:
+        """An input from its text form (a command-line argument or a line of ``--input``)."""
+        return text  # type: ignore[return-value]
+
+    @abstractmethod
+    def predict(self, inputs: Sequence[In], options: Mapping[str, Any]) -> list[Out]:
+        """One output per input; ``options`` holds the task's :attr:`Task.predict_options`."""
+
+    def format(self, output: Out) -> str:
+        """The text ``rnnkit predict`` prints for one output (no trailing newline)."""
+        return str(output)
+
+    def to_json(self, inp: In, output: Out) -> Any:
+        """The JSON object ``rnnkit predict --json`` prints for one input and its output."""
+        return {"input": to_json(inp), "output": to_json(output)}
+
+    def write_files(
+        self, inputs: Sequence[In], outputs: Sequence[Out], options: Mapping[str, Any]
+    ) -> list[Path]:
+        """Files that options ask for (plots, CSVs), written atomically; returns their paths."""
+        return []
+
+
+def dumps(value: Any) -> str:
+    """One line of JSON of ``value`` (through :func:`to_json`), non-ASCII kept."""
+    return json.dumps(to_json(value), ensure_ascii=False)
