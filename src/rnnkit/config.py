@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -38,7 +45,15 @@ class FrozenConfig(BaseModel):
 
 
 class TrainConfig(FrozenConfig):
-    """How to train: optimiser, schedule, budget, clipping, checkpoints. Holds no architecture."""
+    """How to train: optimiser, schedule, budget, clipping, checkpoints. Holds no architecture.
+
+    Validated on construction: a bad value raises a ``ValidationError`` whose message names the
+    bound and the value (``must be >= 1, got 0``); :func:`build_section` reports it as
+    ``invalid value for 'train.batch_size': must be >= 1, got 0``. What depends on the task (the
+    early-stopping metric's name) or the machine (CUDA for ``device``/``precision``) is checked
+    by the trainer. Task-specific options (label smoothing, scheduled sampling, ...) live in the
+    task's own ``objective`` section, not here.
+    """
 
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = 1e-3
@@ -62,12 +77,78 @@ class TrainConfig(FrozenConfig):
     nonfinite: Literal["skip", "stop"] = "skip"
     max_nonfinite: int = 50
     log_every: int = 10
-    label_smoothing: float = 0.0
-    scheduled_sampling: float = 0.0
-    scheduled_sampling_steps: int = 5000
     progress: bool | None = None
     threads: int | None = None
     flush_denormal: bool = True
+
+    @field_validator(
+        "batch_size",
+        "max_steps",
+        "epochs",
+        "eval_every",
+        "early_stopping_patience",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "max_nonfinite",
+        "log_every",
+        "threads",
+    )
+    @classmethod
+    def _at_least_one(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError(f"must be >= 1, got {value}")
+        return value
+
+    @field_validator("lr", "max_time_s")
+    @classmethod
+    def _positive(cls, value: float | None) -> float | None:
+        if value is not None and not value > 0:  # NaN fails too
+            raise ValueError(f"must be > 0, got {value}")
+        return value
+
+    @field_validator("weight_decay", "warmup_steps")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if not value >= 0:
+            raise ValueError(f"must be >= 0, got {value}")
+        return value
+
+    @field_validator("momentum")
+    @classmethod
+    def _sgd_momentum(cls, value: float, info: ValidationInfo) -> float:
+        if not value >= 0:
+            raise ValueError(f"must be >= 0, got {value}")
+        optimizer = info.data.get("optimizer")
+        if value and optimizer != "sgd":
+            raise ValueError(f"applies only to optimizer 'sgd', not '{optimizer}'")
+        return value
+
+    @field_validator("clip_grad_norm")
+    @classmethod
+    def _clip(cls, value: float | None) -> float | None:
+        if value is not None and not value > 0:
+            raise ValueError(f"must be > 0 or null, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _budget_and_schedule(self) -> TrainConfig:
+        if self.max_steps is None and self.epochs is None and self.max_time_s is None:
+            raise ValueError(
+                "no training budget: set at least one of train.max_steps, train.epochs, "
+                "train.max_time_s"
+            )
+        if self.schedule in ("linear", "cosine"):
+            if self.max_steps is None and self.epochs is None:
+                raise ValueError(
+                    f"schedule '{self.schedule}' needs the total number of steps: set "
+                    "train.max_steps or train.epochs"
+                )
+            if self.max_steps is not None and self.max_steps <= self.warmup_steps:
+                raise ValueError(
+                    f"schedule '{self.schedule}': train.max_steps ({self.max_steps}) must "
+                    f"exceed train.warmup_steps ({self.warmup_steps})"
+                )
+        return self
 
 
 class EmptySection(FrozenConfig):
@@ -85,7 +166,7 @@ class RunConfig(FrozenConfig):
     data: FrozenConfig
     model: FrozenConfig
     objective: FrozenConfig = EmptySection()
-    train: TrainConfig = TrainConfig()
+    train: TrainConfig
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (what ``config.yaml`` in a run folder holds)."""

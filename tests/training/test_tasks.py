@@ -1,5 +1,9 @@
 """Tiny tasks the trainer tests train, plus checks of the determinism exact resume relies on.
 
+They implement only :class:`rnnkit.training.TrainableTask` (the trainer knows no task class):
+:class:`ToyTask` gives them the plain parts (config, ``begin_step``, a token-weighted
+``evaluate``).
+
 * :class:`LinearTask` -- regression ``y = x w + b + noise`` with an MLP (optional dropout); batches
   carry their global ``step_id`` so faults (NaN loss, NaN gradient, poisoned weights, a crash, a
   slow step) can be injected at exact steps, the same way before and after a resume.
@@ -14,14 +18,14 @@ import itertools
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.config import FrozenConfig, RunConfig, TrainConfig
-from rnnkit.training.task import StepOutput, Task
+from rnnkit.training import StepOutput
 
 
 class NoConfig(FrozenConfig):
@@ -36,6 +40,39 @@ def run_config(**train: Any) -> RunConfig:
 
 class CrashError(RuntimeError):
     """Raised by a task to simulate the process dying mid-run."""
+
+
+class ToyTask:
+    """The plain parts of a :class:`~rnnkit.training.TrainableTask` for the test tasks."""
+
+    name: ClassVar[str] = "toy"
+    metric_names: ClassVar[tuple[str, ...]] = ("loss",)
+    best_metric: ClassVar[tuple[str, Literal["min", "max"]]] = ("loss", "min")
+    stateful: ClassVar[bool] = False
+
+    def __init__(self, config: RunConfig, run_dir: Path | None = None) -> None:
+        self.config = config
+        self.run_dir = run_dir
+
+    def begin_step(self, step: int) -> None:
+        return None
+
+    def step(self, model: nn.Module, batch: Any, state: Any = None) -> StepOutput:
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, batches: Iterable[Any]) -> dict[str, float]:
+        """Token-weighted mean of :meth:`step`'s loss and metrics over ``batches``."""
+        totals: dict[str, float] = {}
+        weight = 0.0
+        with torch.no_grad():
+            for batch in batches:
+                out = self.step(model, batch)
+                w = float(max(out.num_tokens, 1))
+                weight += w
+                totals["loss"] = totals.get("loss", 0.0) + w * float(out.loss)
+                for key, value in out.metrics.items():
+                    totals[key] = totals.get(key, 0.0) + w * float(value)
+        return {k: v / max(weight, 1.0) for k, v in totals.items()}
 
 
 # --------------------------------------------------------------------------- linear regression
@@ -55,12 +92,10 @@ class MLP(nn.Module):
         return self.out(h).squeeze(-1)  # (B,)
 
 
-class LinearTask(Task):
+class LinearTask(ToyTask):
     """Regression on D=4 features, B=3 examples a batch, ``n_batches`` batches an epoch."""
 
     name = "test_linear"
-    DataConfig = NoConfig
-    ModelConfig = NoConfig
     metric_names = ("loss", "mae")
     best_metric = ("loss", "min")
 
@@ -168,7 +203,7 @@ class StreamLM(nn.Module):
         return self.head(self.drop(out)), state  # (B, T, V)
 
 
-class StreamTask(Task):
+class StreamTask(ToyTask):
     """Next-token prediction on a deterministic stream: B=3 rows, T=5 tokens a batch.
 
     Each epoch's stream is cut into B contiguous rows; batch k holds columns [kT, (k+1)T) so the
@@ -176,8 +211,6 @@ class StreamTask(Task):
     """
 
     name = "test_stream"
-    DataConfig = NoConfig
-    ModelConfig = NoConfig
     metric_names = ("loss", "accuracy")
     best_metric = ("accuracy", "max")
     stateful = True

@@ -34,19 +34,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 def build_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> Optimizer:
     """Adam, AdamW or SGD (with ``momentum``) over ``params`` with ``lr`` and ``weight_decay``.
 
-    Raises ``ValueError`` for a non-positive ``lr``, a negative ``weight_decay`` or ``momentum``,
-    ``momentum`` given to an optimiser other than SGD, or an unknown optimiser name.
+    The values were checked when ``config`` was built (:class:`~rnnkit.config.TrainConfig`);
+    raises ``ValueError`` when no parameter requires a gradient.
     """
-    if not config.lr > 0:
-        raise ValueError(f"train.lr must be > 0, got {config.lr}")
-    if config.weight_decay < 0:
-        raise ValueError(f"train.weight_decay must be >= 0, got {config.weight_decay}")
-    if config.momentum < 0:
-        raise ValueError(f"train.momentum must be >= 0, got {config.momentum}")
-    if config.momentum and config.optimizer != "sgd":
-        raise ValueError(
-            f"train.momentum applies only to optimizer 'sgd', not '{config.optimizer}'"
-        )
     param_list = [p for p in params if p.requires_grad]
     if not param_list:
         raise ValueError("the model has no trainable parameters")

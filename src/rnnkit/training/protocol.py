@@ -48,11 +48,20 @@ class TrainableTask(Protocol):
             the trainer detaches it between steps and resets it at each epoch.
     """
 
-    name: str
-    config: RunConfig
-    metric_names: tuple[str, ...]
-    best_metric: tuple[str, Literal["min", "max"]]
-    stateful: bool
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config(self) -> RunConfig: ...
+
+    @property
+    def metric_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def best_metric(self) -> tuple[str, Literal["min", "max"]]: ...
+
+    @property
+    def stateful(self) -> bool: ...
 
     def build_model(self) -> nn.Module:
         """A freshly initialised model (weights drawn from torch's RNG)."""
