@@ -365,10 +365,10 @@ def decode_all(
     beam = SearchConfig(beam_size=settings.beam_size, max_len_a=max_len_a, max_len_b=int(max_len_b))
 
     def beam_fn(m: Seq2Seq, src: Tensor, lengths: Tensor) -> list[list[Hypothesis]]:
-        return beam_search(m, src, lengths, beam)
+        return beam_search(m, m.encode(src, lengths), beam)
 
     def greedy_fn(m: Seq2Seq, src: Tensor, lengths: Tensor) -> list[list[Hypothesis]]:
-        return greedy_search(m, src, lengths, max_len_a, max_len_b)
+        return greedy_search(m, m.encode(src, lengths), max_len_a, max_len_b)
 
     batched = time_decoding(model, batches, beam_fn, repeats=2)
     singles = one_at_a_time(batches, settings.single_sentences)

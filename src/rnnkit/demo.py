@@ -16,16 +16,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
-from importlib.resources import files
 from pathlib import Path
 
 from rnnkit import api
-from rnnkit.config import load_config
 from rnnkit.data.corpora import load_corpus
 from rnnkit.data.parallel import write_tsv
-from rnnkit.decoding import SearchConfig
 from rnnkit.metrics.bleu import LengthBucket, format_bleu_table
-from rnnkit.models.translation import TranslationTask, evaluate_file, translate
+from rnnkit.tasks.translation import TranslationTask, translate
 from rnnkit.viz.attention import plot_attention, plot_bleu_by_length
 
 SENTENCES = (
@@ -47,10 +44,6 @@ DEMO_SIZES = (
 attention model reached 6.85 test BLEU this way, against 0.84 at full size)."""
 
 
-def _config_path(name: str) -> Path:
-    return Path(str(files("rnnkit").joinpath(f"configs/{name}.yaml")))
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the demo into ``--out`` (default ``demo-runs``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -68,15 +61,14 @@ def translation_demo(root: Path, minutes: float) -> None:
     """Train both translation models, compare them on the test books, draw and translate."""
     test = root / "bible-test.tsv"
     write_tsv(load_corpus("bible-en-fr", "test"), test)
-    search = SearchConfig(beam_size=5)
     scores: dict[str, list[LengthBucket]] = {}
     runs: dict[str, api.LoadedRun] = {}
     for name, attention in MODELS.items():
         run = root / ("bible-" + attention)
         if run.exists():
             shutil.rmtree(run)
-        config = load_config(
-            _config_path("translate-bible-en-fr"),
+        config = api.load_config(
+            "translate-bible-en-fr",
             [f"model.attention={attention}", f"train.max_time_s={60 * minutes:g}", *DEMO_SIZES],
         )
         print(f"== training the {name} model (attention: {attention}) for {minutes:g} min: {run}")
@@ -85,7 +77,7 @@ def translation_demo(root: Path, minutes: float) -> None:
         loaded = api.load_run(run)
         assert isinstance(loaded.task, TranslationTask)
         started = time.perf_counter()
-        report, _ = evaluate_file(loaded.task, loaded.model, test, search)
+        report = loaded.task.evaluate_file(loaded.model, test, {"beam_size": 5}).metrics
         print(
             f"   test (books 38-39, {report['count']} verses, beam 5, "
             f"{time.perf_counter() - started:.0f} s): BLEU {report['bleu']:.2f}, "
@@ -134,7 +126,7 @@ def forecast_demo(root: Path) -> None:
     run = root / "airpassengers"
     if run.exists():
         shutil.rmtree(run)
-    config = load_config(_config_path("forecast-airpassengers"))
+    config = api.load_config("forecast-airpassengers")
     print(f"== forecasting AirPassengers 24 months ahead (training into {run})")
     api.train(config, run)
     series = load_builtin("airpassengers")

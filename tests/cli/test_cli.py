@@ -15,11 +15,11 @@ import torch
 
 from rnnkit import __version__
 from rnnkit.cli.main import main
-from rnnkit.config import load_config
-from rnnkit.registry import get_task
+from rnnkit.config import builtin_configs
+from rnnkit.tasks.registry import get_task
+from rnnkit.tasks.run import load_config
 
-ROOT = Path(__file__).resolve().parents[2]
-REVERSE = ROOT / "configs" / "reverse.yaml"
+REVERSE = builtin_configs()["reverse"]
 
 
 def rows(run: Path) -> list[dict[str, str]]:
@@ -55,12 +55,13 @@ def test_first_loss_is_about_log_v() -> None:
 
 
 @pytest.mark.slow
-def test_reverse_task_learned_within_a_minute(reverse_run: Path) -> None:
+def test_reverse_task_is_learned(reverse_run: Path) -> None:
+    """The shipped config learns the task (> 99 % token accuracy on validation); how long that
+    takes is the benchmarks' business, not a test's."""
     history = rows(reverse_run)
     evaluated = [r for r in history if r["valid_token_accuracy"]]
     assert evaluated, "no validation rows in metrics.csv"
     assert max(float(r["valid_token_accuracy"]) for r in evaluated) > 0.99
-    assert float(history[-1]["elapsed_s"]) < 60.0
     for name in ("config.yaml", "model.safetensors", "best.safetensors", "metrics.csv"):
         assert (reverse_run / name).is_file(), name
     assert list((reverse_run / "checkpoints").glob("*.pt"))
@@ -156,4 +157,41 @@ def test_resume_of_an_empty_folder_does_not_start_over(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["train", str(REVERSE), "--out", str(tmp_path / "none"), "--resume"]) == 2
-    assert "not a run folder" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"rnnkit: error: cannot resume {tmp_path / 'none'}: no such run folder\n"
+    )
+    assert not (tmp_path / "none").exists()
+
+
+def test_a_builtin_config_trains_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["config", "show", "reverse"]) == 0
+    assert capsys.readouterr().out == REVERSE.read_text(encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["train", "reverse", "--out", str(run), "--set", "train.max_steps=2"]) == 0
+    assert "trained reverse to step 2" in capsys.readouterr().out
+    assert main(["train", "no-such-config", "--out", str(tmp_path / "other")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rnnkit: error: no-such-config: no such file, nor a built-in config;")
+    assert "reverse" in err
+
+
+def test_a_folder_as_config_or_data_is_one_line(
+    reverse_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == f"rnnkit: error: {tmp_path}: is a folder, not a config file\n"
+    assert main(["evaluate", str(reverse_run), "--data", str(tmp_path)]) == 2
+    assert (
+        capsys.readouterr().err == f"rnnkit: error: {tmp_path}: is a folder; give the data file\n"
+    )
+
+
+def test_an_option_of_another_task_is_refused(
+    reverse_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", str(reverse_run), "1 2 3", "--beam", "4"])
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: --beam 4" in capsys.readouterr().err

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 import sacrebleu
 
-from rnnkit.cli.main import main
-from rnnkit.cli.translate import parse_names, run_names
+from rnnkit.cli.main import main, parse_names, run_names
+from rnnkit.config import builtin_configs
 from rnnkit.data.corpora import CORPORA, load_corpus
 from rnnkit.data.parallel import Pair, read_parallel, write_tsv
 
-ROOT = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BUCKETS = ["1-10", "11-20", "21-30", "31-40", "41-50", ">50"]
 
@@ -72,7 +71,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
     assert main(["train", str(f.config), "--out", str(f.none), *common, *none]) == 0
     reverse = [
         "train",
-        str(ROOT / "configs" / "reverse.yaml"),
+        str(builtin_configs()["reverse"]),
         "--out",
         str(f.reverse),
         *("--set", "train.max_steps=2", "--set", "train.eval_every=2"),
@@ -142,7 +141,7 @@ def test_evaluate_text_summary_and_greedy_beam(
     assert lines[0].startswith("BLEU ") and "tok:13a" in lines[0]
     assert lines[1].startswith("chrF ") and "nc:6" in lines[1]
     assert "words  sentences  additive" in out
-    assert "beam 1, best weights" in out
+    assert f"({files.test}, beam 1)" in out
 
 
 def test_a_bad_tsv_line_names_file_and_line_and_writes_nothing(
@@ -167,7 +166,7 @@ def test_compare_prints_the_table_and_writes_the_figure(
 ) -> None:
     plot = tmp_path / "bleu_by_length.png"
     argv = ["compare", str(files.additive), str(files.none), "--data", str(files.test)]
-    status, out, _ = run([*argv, "--plot", str(plot)], capsys)
+    status, out, err = run([*argv, "--plot", str(plot)], capsys)
     assert status == 0
     assert plot.read_bytes()[:8] == PNG_MAGIC
     lines = out.splitlines()
@@ -175,7 +174,7 @@ def test_compare_prints_the_table_and_writes_the_figure(
     assert [line.split()[0] for line in lines[2:8]] == BUCKETS
     assert lines[9].split() == ["run", "BLEU", "chrF"]
     assert lines[10].split()[0] == "additive" and lines[11].split()[0] == "none"
-    assert f"figure: {plot}" in out
+    assert f"wrote {plot}" in err
 
     status, out, _ = run([*argv, "--json", "--names", "attention,fixed"], capsys)
     assert status == 0
@@ -198,8 +197,8 @@ def test_compare_errors(files: Files, capsys: pytest.CaptureFixture[str]) -> Non
     status, _, err = run(argv, capsys)
     assert status == 2
     assert err == (
-        f"rnnkit: error: {files.reverse}: compare takes translation runs only "
-        "(its task is 'reverse')\n"
+        f"rnnkit: error: compare needs runs of one task, got {files.additive} (translation), "
+        f"{files.reverse} (reverse)\n"
     )
 
 
@@ -260,7 +259,15 @@ def test_predict_json_attention_rows_sum_to_one(
     for item in payload:
         assert len(item["translations"]) == 2
         for t in item["translations"]:
-            assert set(t) == {"translation", "score", "source_tokens", "output_tokens", "attention"}
+            assert set(t) == {
+                "translation",
+                "score",
+                "source_tokens",
+                "output_tokens",
+                "attention",
+                "truncated",
+            }
+            assert t["truncated"] is False
             S = len(t["source_tokens"])
             assert len(t["attention"]) == len(t["output_tokens"])
             for row in t["attention"]:
@@ -278,7 +285,7 @@ def test_predict_attention_plots(
     assert len(out.splitlines()) == 2
     assert sorted(p.name for p in folder.iterdir()) == ["001.png", "002.png"]
     assert all(p.read_bytes()[:8] == PNG_MAGIC for p in folder.iterdir())
-    assert f"attention plots: 2 in {folder}" in err
+    assert err.splitlines() == [f"wrote {folder / '001.png'}", f"wrote {folder / '002.png'}"]
 
     argv = ["predict", str(files.none), "skier", "--attention-plot", str(tmp_path / "none")]
     status, out, err = run(argv, capsys)
@@ -308,30 +315,49 @@ def test_predict_search_option_errors(
 def test_options_of_other_tasks_are_rejected(
     files: Files, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The CLI adds a run's own task options only: another task's flag is an unknown argument."""
     reverse = str(files.reverse)
-    for options, flag in [
-        (["--beam", "3"], "--beam"),
-        (["--nbest", "2"], "--nbest"),
-        (["--attention-plot", str(tmp_path)], "--attention-plot"),
-    ]:
-        status, _, err = run(["predict", reverse, "1 2 3", *options], capsys)
-        assert status == 2
-        assert err == (
-            f"rnnkit: error: {reverse}: {flag} applies to translation runs only "
-            "(this run's task is 'reverse')\n"
-        )
     data = tmp_path / "seqs.txt"
     data.write_text("3 1 4 1 5 9 2 6\n", encoding="utf-8")
-    status, _, err = run(["evaluate", reverse, "--data", str(data), "--beam", "2"], capsys)
-    assert status == 2 and "--beam applies to translation runs only" in err
+    for argv, flag in [
+        (["predict", reverse, "1 2 3", "--beam", "3"], "--beam"),
+        (["predict", reverse, "1 2 3", "--nbest", "2"], "--nbest"),
+        (["predict", reverse, "1 2 3", "--attention-plot", str(tmp_path)], "--attention-plot"),
+        (["evaluate", reverse, "--data", str(data), "--beam", "2"], "--beam"),
+        (["predict", str(files.additive), "skier", "--data", str(data)], "--data"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        assert f"unrecognized arguments: {flag}" in capsys.readouterr().err
     status, out, _ = run(["predict", reverse, "1 2 3"], capsys)  # the old behaviour is intact
     assert status == 0 and len(out.splitlines()) == 1
 
-    status, _, err = run(["predict", str(files.additive), "skier", "--data", str(data)], capsys)
-    assert status == 2
-    assert err == (
-        f"rnnkit: error: {files.additive}: --data applies to forecasting runs only "
-        "(this run's task is 'translation')\n"
+
+def test_sampling_and_length_options_reach_the_search(
+    files: Files, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A training source whose translation has five words, allowed one output token.
+    short = ["predict", str(files.additive), "person in tuxedo light skin tone"]
+    status, out, _ = run([*short, "--json", "--max-len-a", "0", "--max-len-b", "1"], capsys)
+    assert status == 0
+    (cut,) = json.loads(out)[0]["translations"]
+    assert len(cut["output_tokens"]) == 1 and cut["truncated"] is True
+    status, text, _ = run([*short, "--max-len-a", "0", "--max-len-b", "1"], capsys)
+    assert text == f"{cut['translation']} [truncated]\n"
+    argv = ["predict", str(files.additive), "red apple", "--json"]
+    sampled = [*argv, "--sample", "--nbest", "4", "--temperature", "2.0", "--seed", "3"]
+    status, first, _ = run(sampled, capsys)
+    assert status == 0
+    status, second, _ = run(sampled, capsys)
+    assert first == second  # seeded
+    assert len(json.loads(first)[0]["translations"]) == 4
+    status, _, err = run([*argv, "--top-k", "3"], capsys)
+    assert (status, err) == (2, "rnnkit: error: --top-k needs --sample\n")
+    status, _, err = run([*argv, "--sample", "--temperature", "0"], capsys)
+    assert (status, err) == (
+        2,
+        "rnnkit: error: --temperature: temperature must be positive, got 0.0\n",
     )
 
 
@@ -398,15 +424,19 @@ def test_corpus_all_into_a_file_is_refused(
     assert path.read_text(encoding="utf-8") == "keep me\n"
 
 
-def test_help_names_the_translation_options(capsys: pytest.CaptureFixture[str]) -> None:
-    for verb, flags in [
-        ("evaluate", ["--beam", "--output", "translation runs"]),
-        ("predict", ["--beam", "--nbest", "--attention-plot", "translation runs"]),
-        ("compare", ["--data", "--plot", "--json", "--beam", "--names", "--weights"]),
-        ("corpus", ["--split", "--out", "--list"]),
+def test_help_names_the_run_task_options(files: Files, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, flags in [
+        (["evaluate", str(files.additive)], ["--beam", "--output", "options of translation runs"]),
+        (
+            ["predict", str(files.additive)],
+            ["--beam", "--nbest", "--sample", "--top-p", "--length-penalty", "--attention-plot"],
+        ),
+        (["compare", str(files.additive)], ["--data", "--plot", "--json", "--beam", "--names"]),
+        (["corpus"], ["--split", "--out", "--list"]),
+        (["predict"], ["rnnkit predict RUN --help"]),
     ]:
         with pytest.raises(SystemExit):
-            main([verb, "--help"])
+            main([*argv, "--help"])
         text = capsys.readouterr().out
         for flag in flags:
-            assert flag in text, (verb, flag)
+            assert flag in text, (argv, flag)

@@ -22,7 +22,7 @@ from rnnkit.decoding import (
     max_lengths,
     sample,
 )
-from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from rnnkit.models.seq2seq import EncoderOutput, Seq2Seq, Seq2SeqConfig
 
 PAD, BOS, EOS = 0, 1, 2
 V = 11
@@ -48,6 +48,11 @@ def pad(sources: list[list[int]]) -> tuple[Tensor, Tensor]:
     for b, s in enumerate(sources):
         src[b, : len(s)] = torch.tensor(s)
     return src, torch.tensor([len(s) for s in sources])
+
+
+def encode(model: Seq2Seq, sources: list[list[int]]) -> EncoderOutput:
+    """The model's memory of ``sources`` (padded with PAD)."""
+    return model.encode(*pad(sources))
 
 
 def random_sources(seed: int = 0, lengths: tuple[int, ...] = (7, 4, 2)) -> list[list[int]]:
@@ -101,7 +106,7 @@ def trained() -> tuple[Seq2Seq, list[list[int]]]:
 def test_greedy_picks_the_teacher_forced_argmax_and_never_pad_or_bos(attention: str) -> None:
     model = tiny("lstm", attention)
     sources = random_sources(seed=2)
-    hyps = greedy_search(model, *pad(sources), max_len_a=1.0, max_len_b=2)
+    hyps = greedy_search(model, encode(model, sources), max_len_a=1.0, max_len_b=2)
     for source, hyp_list in zip(sources, hyps, strict=True):
         assert len(hyp_list) == 1
         hyp = hyp_list[0]
@@ -127,7 +132,7 @@ def test_greedy_search_matches_the_models_greedy_on_a_trained_model(
     trained: tuple[Seq2Seq, list[list[int]]],
 ) -> None:
     model, sources = trained
-    hyps = greedy_search(model, *pad(sources), max_len_a=1.0, max_len_b=3)
+    hyps = greedy_search(model, encode(model, sources), max_len_a=1.0, max_len_b=3)
     tokens, weights = model.greedy(*pad(sources), max_len=10)
     assert weights is not None
     for b, (source, (hyp,)) in enumerate(zip(sources, hyps, strict=True)):
@@ -147,9 +152,9 @@ def test_greedy_search_matches_the_models_greedy_on_a_trained_model(
 def test_beam_of_one_equals_greedy(cell: str, attention: str) -> None:
     model = tiny(cell, attention, seed=4)
     src, lengths = pad(random_sources(seed=5))
-    greedy = greedy_search(model, src, lengths, max_len_a=1.0, max_len_b=3)
+    greedy = greedy_search(model, model.encode(src, lengths), max_len_a=1.0, max_len_b=3)
     config = SearchConfig(beam_size=1, max_len_a=1.0, max_len_b=3, length_penalty=0.0)
-    beam = beam_search(model, src, lengths, config)
+    beam = beam_search(model, model.encode(src, lengths), config)
     for (g,), (b,) in zip(greedy, beam, strict=True):
         assert b.tokens == g.tokens
         assert b.ended == g.ended
@@ -166,11 +171,13 @@ def test_beam_results_do_not_depend_on_the_batch(attention: str) -> None:
     model = tiny("lstm", attention, seed=6)
     sources = random_sources(seed=7, lengths=(3, 7, 5, 2))
     config = SearchConfig(beam_size=4, n_best=3, max_len_a=1.0, max_len_b=2)
-    together = beam_search(model, *pad(sources), config)
+    together = beam_search(model, encode(model, sources), config)
     # Reversed order and a different companion: still the same per-sentence results.
-    other = beam_search(model, *pad([sources[3], random_sources(8, (6,))[0], sources[0]]), config)
+    other = beam_search(
+        model, encode(model, [sources[3], random_sources(8, (6,))[0], sources[0]]), config
+    )
     for b, source in enumerate(sources):
-        alone = beam_search(model, *pad([source]), config)[0]
+        alone = beam_search(model, encode(model, [source]), config)[0]
         assert len(alone) == 3
         for batch_hyps in [together[b]] + ([other[2 if b == 0 else 0]] if b in (0, 3) else []):
             assert [h.tokens for h in batch_hyps] == [h.tokens for h in alone]
@@ -189,7 +196,9 @@ def test_scores_are_teacher_forced_log_probs_over_the_length_penalty(alpha: floa
     model = tiny("gru", "additive", seed=9)
     sources = random_sources(seed=10)
     config = SearchConfig(beam_size=5, n_best=5, max_len_a=1.0, max_len_b=1, length_penalty=alpha)
-    for source, hyps in zip(sources, beam_search(model, *pad(sources), config), strict=True):
+    for source, hyps in zip(
+        sources, beam_search(model, encode(model, sources), config), strict=True
+    ):
         for hyp in hyps:
             log_prob, attention = teacher_forced(model, source, hyp)
             steps = len(hyp.tokens) + hyp.ended
@@ -202,7 +211,7 @@ def test_n_best_are_sorted_distinct_and_valid() -> None:
     model = tiny("lstm", "general", seed=11)
     sources = random_sources(seed=12)
     config = SearchConfig(beam_size=6, n_best=6, max_len_a=0.5, max_len_b=2)
-    results = beam_search(model, *pad(sources), config)
+    results = beam_search(model, encode(model, sources), config)
     for source, hyps in zip(sources, results, strict=True):
         limit = math.floor(0.5 * len(source) + 2)
         assert len(hyps) == 6
@@ -221,7 +230,7 @@ def test_large_beam_is_exact_search() -> None:
     source = random_sources(seed=14, lengths=(4,))[0]
     alpha = 0.7
     config = SearchConfig(beam_size=81, n_best=5, max_len_a=0.0, max_len_b=3, length_penalty=alpha)
-    hyps = beam_search(model, *pad([source]), config)[0]
+    hyps = beam_search(model, encode(model, [source]), config)[0]
     words = list(range(3, V))  # every token but pad, bos, eos
     candidates = [Hypothesis([], 0.0, None, True)]
     candidates += [Hypothesis([x], 0.0, None, True) for x in words]
@@ -244,7 +253,7 @@ def test_overfit_model_beam_recovers_the_targets_and_stops_at_eos(
 ) -> None:
     model, sources = trained
     config = SearchConfig(beam_size=3, n_best=2, max_len_a=2.0, max_len_b=5)
-    results = beam_search(model, *pad(sources), config)
+    results = beam_search(model, encode(model, sources), config)
     for source, hyps in zip(sources, results, strict=True):
         best = hyps[0]
         assert best.tokens == source[::-1]
@@ -253,7 +262,7 @@ def test_overfit_model_beam_recovers_the_targets_and_stops_at_eos(
         assert best.attention.shape == (len(source) + 1, len(source))
         assert_close(best.attention.sum(-1), torch.ones(len(source) + 1))
         assert best.score > hyps[1].score
-    greedy = greedy_search(model, *pad(sources))
+    greedy = greedy_search(model, encode(model, sources))
     assert [g[0].tokens for g in greedy] == [s[::-1] for s in sources]
 
 
@@ -262,7 +271,10 @@ def test_attention_rows_sum_to_one_over_the_real_source(attention: str) -> None:
     model = tiny("lstm", attention, seed=15)
     sources = random_sources(seed=16, lengths=(2, 6, 3))
     config = SearchConfig(beam_size=3, n_best=3, max_len_b=4)
-    for search in (beam_search(model, *pad(sources), config), greedy_search(model, *pad(sources))):
+    for search in (
+        beam_search(model, encode(model, sources), config),
+        greedy_search(model, encode(model, sources)),
+    ):
         for source, hyps in zip(sources, search, strict=True):
             for h in hyps:
                 assert h.attention is not None
@@ -277,8 +289,8 @@ def test_attention_rows_sum_to_one_over_the_real_source(attention: str) -> None:
 def test_sampling_with_top_k_one_is_greedy(attention: str) -> None:
     model = tiny("gru", attention, seed=17)
     src, lengths = pad(random_sources(seed=18))
-    greedy = greedy_search(model, src, lengths)
-    sampled = sample(model, src, lengths, temperature=3.0, top_k=1, num_samples=2)
+    greedy = greedy_search(model, model.encode(src, lengths))
+    sampled = sample(model, model.encode(src, lengths), temperature=3.0, top_k=1, num_samples=2)
     for (g,), samples in zip(greedy, sampled, strict=True):
         assert len(samples) == 2
         for s in samples:
@@ -293,7 +305,9 @@ def test_sampling_is_reproducible_with_a_generator_and_scores_are_log_probs() ->
 
     def draw(seed: int) -> list[list[Hypothesis]]:
         g = torch.Generator().manual_seed(seed)
-        return sample(model, src, lengths, top_p=0.9, generator=g, num_samples=3, max_len_b=4)
+        return sample(
+            model, model.encode(src, lengths), top_p=0.9, generator=g, num_samples=3, max_len_b=4
+        )
 
     first, again, other = draw(0), draw(0), draw(1)
     tokens = [[h.tokens for h in hyps] for hyps in first]
@@ -312,8 +326,7 @@ def test_sampled_first_tokens_follow_the_filtered_tempered_distribution() -> Non
     g = torch.Generator().manual_seed(0)
     hyps = sample(
         model,
-        src,
-        lengths,
+        model.encode(src, lengths),
         temperature,
         top_k,
         generator=g,
@@ -369,17 +382,17 @@ def test_bad_arguments_raise_clear_errors() -> None:
     model = tiny()
     src, lengths = pad(random_sources())
     with pytest.raises(ValueError, match=r"must be at least 1, got 0.0 \* 7 \+ 0"):
-        greedy_search(model, src, lengths, max_len_a=0.0, max_len_b=0)
+        greedy_search(model, model.encode(src, lengths), max_len_a=0.0, max_len_b=0)
     with pytest.raises(ValueError, match=r"must be at least 1, got 0.1 \* 7 \+ 0"):
-        beam_search(model, src, lengths, SearchConfig(max_len_a=0.1, max_len_b=0))
+        beam_search(model, model.encode(src, lengths), SearchConfig(max_len_a=0.1, max_len_b=0))
     with pytest.raises(ValueError, match=r"temperature must be positive, got 0.0"):
-        sample(model, src, lengths, temperature=0.0)
+        sample(model, model.encode(src, lengths), temperature=0.0)
     with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\], got 1.5"):
-        sample(model, src, lengths, top_p=1.5)
+        sample(model, model.encode(src, lengths), top_p=1.5)
     with pytest.raises(ValueError, match=r"top_k must be non-negative \(0 = off\), got -1"):
-        sample(model, src, lengths, top_k=-1)
+        sample(model, model.encode(src, lengths), top_k=-1)
     with pytest.raises(ValueError, match=r"num_samples must be at least 1, got 0"):
-        sample(model, src, lengths, num_samples=0)
+        sample(model, model.encode(src, lengths), num_samples=0)
     with pytest.raises(ValueError, match=r"src_lengths must be in \[1, 7\]"):
-        beam_search(model, src, torch.tensor([7, 0, 2]))
+        model.encode(src, torch.tensor([7, 0, 2]))
     assert max_lengths(torch.tensor([4, 1]), 1.5, 2) == [8, 3]

@@ -1,4 +1,4 @@
-"""Tests for rnnkit.models.translation: every model kind learns a few real sentence pairs, beam
+"""Tests for rnnkit.tasks.translation: every model kind learns a few real sentence pairs, beam
 search agrees with greedy search and with itself across batches, tokenisers live in the run
 folder, and the translation-only training options and data errors are checked."""
 
@@ -12,12 +12,13 @@ import pytest
 import torch
 
 from rnnkit import api
-from rnnkit.config import ConfigError, RunConfig, build_run_config
+from rnnkit.config import ConfigError, RunConfig
 from rnnkit.data.parallel import Pair, ParallelDataError, write_tsv
 from rnnkit.data.tokenizers import PAD_ID, normalize
 from rnnkit.decoding import SearchConfig, greedy_search
 from rnnkit.models.seq2seq import Seq2Seq
-from rnnkit.models.translation import TranslationTask, translate
+from rnnkit.tasks.run import build_run_config
+from rnnkit.tasks.translation import TranslationTask, translate
 
 # Eight official emoji names (English -> French) of the emoji-en-fr training split, one to ten
 # words a side: load_corpus("emoji-en-fr", "train")[::500][:8], pasted so the test needs no corpus.
@@ -55,7 +56,12 @@ KINDS = [
 
 
 def run_config(
-    folder: Path, pairs: list[Pair] = PAIRS, *, model: dict[str, Any] | None = None, **train: Any
+    folder: Path,
+    pairs: list[Pair] = PAIRS,
+    *,
+    model: dict[str, Any] | None = None,
+    objective: dict[str, Any] | None = None,
+    **train: Any,
 ) -> RunConfig:
     """A tiny translation config (word tokeniser, E 16, H 32) whose train and valid file is
     ``pairs`` written to ``folder/pairs.tsv``; ``train`` overrides the training section."""
@@ -79,6 +85,7 @@ def run_config(
             "task": "translation",
             "data": {"train": tsv, "valid": tsv, "tokenizer": "word", "vocab_size": 200},
             "model": model_section,
+            "objective": objective or {},
             "train": train_section,
         }
     )
@@ -99,7 +106,10 @@ def greedy_texts(task: TranslationTask, model: Seq2Seq, sentences: list[str]) ->
     src, lengths = encode_batch(task, sentences)
     _, tgt_tok = task.tokenizers
     with torch.no_grad():
-        return [tgt_tok.decode(h[0].tokens) for h in greedy_search(model.eval(), src, lengths)]
+        return [
+            tgt_tok.decode(h[0].tokens)
+            for h in greedy_search(model.eval(), model.encode(src, lengths))
+        ]
 
 
 def encode_batch(task: TranslationTask, sentences: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,6 +134,7 @@ def partly_trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Translatio
 
 def test_first_loss_is_about_log_v(tmp_path: Path) -> None:
     task = TranslationTask(run_config(tmp_path), tmp_path / "run")
+    task.prepare()
     torch.manual_seed(0)
     model = task.build_model()
     batch = task.make_batches(PAIRS)[0]
@@ -149,7 +160,7 @@ def test_beam_of_one_is_greedy_search(partly_trained: tuple[TranslationTask, Seq
     sentences = [*SOURCES, "red apple", "person in medium skin tone face"]
     src, lengths = encode_batch(task, sentences)
     with torch.no_grad():
-        greedy = greedy_search(model, src, lengths)
+        greedy = greedy_search(model, model.encode(src, lengths))
     beam = translate(task, model, sentences, SearchConfig(beam_size=1, length_penalty=0.0))
     _, tgt_tok = task.tokenizers
     for hyps, found in zip(greedy, beam, strict=True):
@@ -205,6 +216,14 @@ def test_empty_input_is_an_error(partly_trained: tuple[TranslationTask, Seq2Seq]
 # ------------------------------------------------------------------------------ run folder
 
 
+def test_loading_a_run_only_reads_files(tmp_path: Path) -> None:
+    """Without the tokeniser file a task says so; it never trains one behind the user's back."""
+    task = TranslationTask(run_config(tmp_path), tmp_path / "run")
+    with pytest.raises(ValueError, match=r"tokenizer\.json: no tokeniser; prepare\(\) trains it"):
+        task.build_model()
+    assert not (tmp_path / "run").exists()
+
+
 def test_tokeniser_is_saved_in_the_run_folder(tmp_path: Path) -> None:
     config = run_config(tmp_path, max_steps=2, eval_every=2)
     api.train(config, tmp_path / "run")
@@ -229,9 +248,11 @@ def test_label_smoothing_and_scheduled_sampling_train_a_translation_model(tmp_pa
         tmp_path,
         max_steps=10,
         eval_every=10,
-        label_smoothing=0.1,
-        scheduled_sampling=0.5,
-        scheduled_sampling_steps=8,
+        objective={
+            "label_smoothing": 0.1,
+            "scheduled_sampling": 0.5,
+            "scheduled_sampling_steps": 8,
+        },
     )
     result = api.train(config, tmp_path / "run")
     assert result.step == 10
@@ -243,12 +264,36 @@ def test_label_smoothing_and_scheduled_sampling_train_a_translation_model(tmp_pa
 
 
 @pytest.mark.parametrize("option", ["label_smoothing", "scheduled_sampling"])
-def test_translation_options_are_rejected_for_another_task(tmp_path: Path, option: str) -> None:
-    config = build_run_config(
-        {"task": "adding", "data": {"length": 5}, "train": {option: 0.1, "max_steps": 1}}
+def test_translation_options_are_rejected_for_another_task(option: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^unknown config key 'objective\.{option}'"):
+        build_run_config(
+            {
+                "task": "adding",
+                "data": {"length": 5},
+                "objective": {option: 0.1},
+                "train": {"max_steps": 1},
+            }
+        )
+
+
+def test_a_run_of_the_earlier_layout_loads_with_its_options_moved(tmp_path: Path) -> None:
+    """Run folders written before ``objective`` existed kept these keys under ``train``."""
+    config = run_config(tmp_path, max_steps=2, eval_every=2)
+    api.train(config, tmp_path / "run")
+    path = tmp_path / "run" / "config.yaml"
+    old = path.read_text(encoding="utf-8").replace(
+        "objective:\n  label_smoothing: 0.0\n  scheduled_sampling: 0.0\n  scheduled_sampling_steps: 5000\n",
+        "",
     )
-    with pytest.raises(ValueError, match=rf"^train\.{option} is not used by task 'adding'$"):
-        api.train(config, tmp_path / "run")
+    old = old.replace("train:\n", "train:\n  label_smoothing: 0.2\n  scheduled_sampling: 0.0\n")
+    assert "objective" not in old
+    path.write_text(old, encoding="utf-8")
+    run = api.load_run(tmp_path / "run")
+    assert run.config.objective.model_dump() == {
+        "label_smoothing": 0.2,
+        "scheduled_sampling": 0.0,
+        "scheduled_sampling_steps": 5000,
+    }
 
 
 # -------------------------------------------------------------------------------- errors

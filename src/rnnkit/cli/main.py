@@ -27,7 +27,12 @@ TASK_VERBS = ("evaluate", "predict", "compare")
 
 
 def _train(args: argparse.Namespace) -> int:
+    import logging
+
     from rnnkit import api
+
+    # The trainer logs a progress line per metrics row when stderr is not a terminal (no bar).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
 
     config = api.load_config(args.config, args.set)
     result = api.train(config, Path(args.out), resume=args.resume)

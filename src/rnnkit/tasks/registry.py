@@ -41,7 +41,9 @@ def _load(name: str, value: str) -> type[Task]:
     try:
         cls = ep.load()
     except (ImportError, AttributeError) as err:
-        raise ConfigError(f"task '{name}' is declared as '{value}' but cannot be loaded: {err}")
+        raise ConfigError(
+            f"task '{name}' is declared as '{value}' but cannot be loaded: {err}"
+        ) from None
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         raise ConfigError(f"task '{name}' ({value}) is not a subclass of rnnkit.tasks.Task")
     if getattr(cls, "name", None) != name:

@@ -34,7 +34,11 @@ Weights = Literal["best", "final"]
 
 # Keys an earlier rnnkit kept under ``train`` that now belong to the task's ``objective``, with
 # their old defaults (a default value is dropped: tasks without the option reject the key).
-_MOVED_TO_OBJECTIVE = {"label_smoothing": 0.0, "scheduled_sampling": 0.0, "scheduled_sampling_steps": 5000}
+_MOVED_TO_OBJECTIVE = {
+    "label_smoothing": 0.0,
+    "scheduled_sampling": 0.0,
+    "scheduled_sampling_steps": 5000,
+}
 
 
 def _migrate(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -85,7 +85,6 @@ from rnnkit.metrics.bleu import (
     translation_scores,
 )
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from rnnkit.runtime import flush_denormals
 from rnnkit.tasks.base import Option, Predictor, Report, StepOutput, Task, TaskError, to_json
 from rnnkit.tasks.decoding_options import (
     PREDICT_OPTIONS,
@@ -93,6 +92,7 @@ from rnnkit.tasks.decoding_options import (
     sampling_options,
     search_config,
 )
+from rnnkit.training.device import flush_denormals
 from rnnkit.training.losses import token_cross_entropy
 from rnnkit.viz.attention import plot_attention, plot_bleu_by_length
 
@@ -604,8 +604,8 @@ class TranslationPredictor(Predictor[str, list[Translation]]):
         if plots is not None:
             if self.task.model_config.attention == "none":
                 raise TaskError(
-                    "--attention-plot needs a model with attention; this run has "
-                    "model.attention: none"
+                    f"{self.task.run_dir}: --attention-plot needs a model with attention; "
+                    "this run has model.attention: none"
                 )
             if Path(plots).exists() and not Path(plots).is_dir():
                 raise TaskError(f"--attention-plot {plots} is a file; give a folder")
@@ -627,7 +627,10 @@ class TranslationPredictor(Predictor[str, list[Translation]]):
         return {"input": inp, "translations": [to_json(t.to_dict()) for t in output]}
 
     def write_files(
-        self, inputs: Sequence[str], outputs: Sequence[list[Translation]], options: Mapping[str, Any]
+        self,
+        inputs: Sequence[str],
+        outputs: Sequence[list[Translation]],
+        options: Mapping[str, Any],
     ) -> list[Path]:
         """``--attention-plot DIR``: one heatmap per input, of its best translation (DIR/001.png)."""
         folder = options.get("attention_plot")
@@ -642,7 +645,9 @@ class TranslationPredictor(Predictor[str, list[Translation]]):
             if best.attention is None:
                 raise TaskError(f"input {k}: the translation has no attention weights")
             path = folder / f"{k:0{width}d}.png"
-            plot_attention(best.attention, best.source_pieces, best.output_pieces, path, title=sentence)
+            plot_attention(
+                best.attention, best.source_pieces, best.output_pieces, path, title=sentence
+            )
             paths.append(path)
         return paths
 
