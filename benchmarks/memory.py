@@ -20,14 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-from rnnkit.diagnostics.memory import (
+from rnnkit.diagnostics.memory_report import format_result, format_table, plot_memory
+from rnnkit.diagnostics.memory_span import (
     DEFAULT_LENGTHS,
     MemoryResult,
-    format_result,
-    format_table,
     largest_solved,
     memory_benchmark,
-    plot_memory,
 )
 
 

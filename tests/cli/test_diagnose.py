@@ -13,6 +13,7 @@ from rnnkit.cli.main import main
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # worker processes, 8-20 s
 def test_memory_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plot = tmp_path / "memory.png"
     argv = ["diagnose", "memory", "--cells", "rnn,gru", "--lengths", "3,4", "--hidden-size", "8"]
@@ -41,6 +42,7 @@ def test_memory_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert (tmp_path / "runs" / "adding-gru-T4-s0" / "config.yaml").is_file()
 
 
+@pytest.mark.slow  # worker processes, 8-20 s
 def test_memory_table(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["diagnose", "memory", "--task", "first-token", "--cells", "lstm", "--lengths", "3"]
     argv += ["--hidden-size", "8", "--max-steps", "20", "--max-time-s", "60", "--jobs", "1"]
@@ -51,6 +53,7 @@ def test_memory_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[2] == ("memoryless baseline: 0.1250; solved when accuracy >= 0.99 (* = solved)")
 
 
+@pytest.mark.slow  # worker processes, 8-20 s
 def test_gradients_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plot = tmp_path / "gradients.png"
     argv = ["diagnose", "gradients", "--cells", "rnn,lstm", "--length", "12", "--hidden-size", "8"]

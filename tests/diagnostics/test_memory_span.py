@@ -1,23 +1,28 @@
 """The memory benchmark: the RNN-fails / LSTM-solves pattern at a small size, one run of each
-memory task, the table, largest_solved, the figure and bad input."""
+memory task, the table, largest_solved, the figure, the public names and bad input."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from rnnkit.diagnostics.memory import (
+from rnnkit.diagnostics.memory_report import format_result, format_table, plot_memory
+from rnnkit.diagnostics.memory_span import (
+    MEMORY_TASKS,
     MemoryResult,
     RunSpec,
-    format_table,
     largest_solved,
     memory_benchmark,
-    plot_memory,
+    memory_config,
+    memory_task,
+    min_length,
     run_one,
-    solved_threshold,
+    solved_with_margin,
 )
+from rnnkit.tasks.run import build_run_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -82,18 +87,51 @@ def test_run_one_trains_and_tests_each_memory_task(
 
 @pytest.mark.parametrize("task", ["adding", "copy_memory", "first_token"])
 def test_solved_threshold_agrees_with_the_task(task: str) -> None:
-    from rnnkit.config import build_run_config
-    from rnnkit.diagnostics.memory import memory_config
-    from rnnkit.models.generated import GeneratedTask
-    from rnnkit.registry import get_task
-
     config = build_run_config(memory_config(RunSpec(task, "gru", 30, 0, 8, max_time_s=1)))
-    task_obj = get_task(task)(config)
-    assert isinstance(task_obj, GeneratedTask)
-    threshold = solved_threshold(task, task_obj.memory_baseline())
+    task_obj = memory_task(task)(config)
+    threshold = task_obj.solved_rule.threshold_for(task_obj.memory_baseline())
+    assert threshold == task_obj.solved_threshold()
     better = -1e-9 if task != "first_token" else 1e-9
     assert task_obj.memory_solved(threshold + better)
     assert not task_obj.memory_solved(threshold - better)
+
+
+@pytest.mark.parametrize(
+    ("task", "stops", "goes_on"),
+    [("adding", 0.0049, 0.0051), ("first_token", 0.995, 0.994)],
+)
+def test_a_run_stops_once_validation_is_solved_with_a_margin_of_two(
+    task: str, stops: float, goes_on: float
+) -> None:
+    config = build_run_config(memory_config(RunSpec(task, "gru", 30, 0, 8, max_time_s=1)))
+    stop_when = solved_with_margin(memory_task(task)(config))
+    assert stop_when(stops) and not stop_when(goes_on)
+
+
+def test_benchmark_configs_follow_the_task() -> None:
+    models = {
+        t: memory_config(RunSpec(t, "lstm", 9, 0, 8, max_time_s=1))["model"] for t in MEMORY_TASKS
+    }
+    assert models["adding"] == {"cell": "lstm", "hidden_size": 8}  # float inputs: no embedding
+    assert models["copy_memory"]["embedding_size"] == models["first_token"]["embedding_size"] == 16
+    assert [min_length(t) for t in MEMORY_TASKS] == [2, 1, 1]
+    with pytest.raises(ValueError, match="unknown memory task 'reverse'; valid tasks: adding, "):
+        memory_task("reverse")
+
+
+def test_public_names_stay_functions_after_their_modules_are_imported() -> None:
+    import importlib
+
+    import rnnkit.diagnostics as diagnostics
+
+    for module in ("memory_span", "memory_report", "vanishing", "exploding", "gradient_report"):
+        importlib.import_module(f"rnnkit.diagnostics.{module}")
+    for name in diagnostics.__all__:
+        value = getattr(diagnostics, name)
+        assert callable(value) and not isinstance(value, type(diagnostics)), name
+    from rnnkit.diagnostics import memory_benchmark as imported
+
+    assert imported is memory_benchmark
 
 
 def test_largest_solved_needs_every_seed() -> None:
@@ -130,10 +168,26 @@ def test_format_table_several_seeds_shows_mean_and_count() -> None:
     assert lines[3] == "largest length solved: gru none"
 
 
-def test_plot_memory_writes_a_png(tmp_path: Path) -> None:
+def test_format_result_names_the_metric() -> None:
+    line = format_result(result("lstm", 100, 0.0042))
+    assert line == "lstm T=100 seed 0: mse 0.0042 solved (1.0 s, 100 steps)"
+
+
+def test_plot_memory_draws_each_cell_the_baseline_and_the_threshold(
+    tmp_path: Path, drawn: list[Any]
+) -> None:
     results = [result(c, n, m) for c, n, m in [("rnn", 5, 0.004), ("rnn", 50, 0.16)]]
     path = plot_memory(results, tmp_path / "memory.png")
     assert path.read_bytes().startswith(PNG_MAGIC) and path.stat().st_size > 10_000
+    (axes,) = drawn[0].axes
+    lines = {line.get_label(): line for line in axes.get_lines()}
+    assert set(lines) == {"rnn", "memoryless baseline", "solved: mse < 0.01"}
+    assert list(lines["rnn"].get_xdata()) == [5.0, 50.0]
+    assert list(lines["rnn"].get_ydata()) == [0.004, 0.16]
+    assert list(lines["solved: mse < 0.01"].get_ydata()) == [0.01, 0.01]
+    assert lines["memoryless baseline"].get_ydata()[0] == pytest.approx(1 / 6)
+    assert axes.get_xscale() == axes.get_yscale() == "log"
+    assert axes.get_ylabel() == "test mse" and axes.get_title().startswith("adding: test mse")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The long-memory tasks: data layout, baselines, solved thresholds, and that they train."""
+"""The long-memory tasks: data streams, baselines, the one solved rule, learning, data files and
+their predictors."""
 
 import math
 from pathlib import Path
@@ -6,41 +7,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnkit.config import build_run_config
-from rnnkit.data.memory import copy_memory_baseline, copy_memory_batch, first_token_batch
-from rnnkit.models.generated import GeneratedTask
-from rnnkit.registry import get_task
+from rnnkit.tasks.base import TaskError
+from rnnkit.tasks.generated import MemoryTask, SolvedRule
+from rnnkit.tasks.long_memory import CopyMemoryPredictor, FirstTokenPredictor
+from rnnkit.tasks.registry import get_task
+from rnnkit.tasks.run import build_run_config
 
 
-def task(name: str, **data: int) -> GeneratedTask:
+def task(name: str, **data: int) -> MemoryTask:
     model = {"hidden_size": 16} if name == "adding" else {"hidden_size": 16, "embedding_size": 8}
     config = build_run_config(
         {"task": name, "data": data, "model": model, "train": {"batch_size": 8, "max_steps": 1}}
     )
     made = get_task(name)(config)
-    assert isinstance(made, GeneratedTask)
+    assert isinstance(made, MemoryTask)
     return made
-
-
-def test_copy_memory_layout() -> None:
-    batch = copy_memory_batch(
-        4, length=6, symbols=8, recall=3, generator=torch.Generator().manual_seed(0)
-    )
-    assert batch.tokens.shape == batch.labels.shape == (4, 12)
-    memory = batch.tokens[:, :3]
-    assert bool(((memory >= 1) & (memory <= 8)).all())
-    assert bool((batch.tokens[:, 3:8] == 0).all())
-    assert bool((batch.tokens[:, 8] == 9).all())  # the delimiter, T + recall - 1
-    assert bool((batch.tokens[:, 9:] == 0).all())
-    assert bool((batch.labels[:, :9] == 0).all())
-    assert torch.equal(batch.labels[:, 9:], memory)
-    assert copy_memory_baseline(100, 8, 10) == pytest.approx(10 * math.log(8) / 120)
-
-
-def test_first_token_labels() -> None:
-    batch = first_token_batch(5, 7, 4, torch.Generator().manual_seed(0))
-    assert batch.tokens.shape == (5, 7)
-    assert torch.equal(batch.labels, batch.tokens[:, 0])
 
 
 def test_data_streams_are_reproducible_and_distinct() -> None:
@@ -63,10 +44,42 @@ def test_memory_thresholds(
     name: str, metric: str, baseline: float, solved: float, unsolved: float
 ) -> None:
     t = task(name)
-    assert t.memory_metric == metric
+    assert t.solved_rule.metric == metric
     assert t.memory_baseline() == pytest.approx(baseline)
     assert t.memory_solved(solved)
     assert not t.memory_solved(unsolved)
+
+
+@pytest.mark.parametrize(
+    ("name", "words", "threshold"),
+    [
+        ("adding", "mse < 0.01", 0.01),
+        ("first_token", "accuracy >= 0.99", 0.99),
+        ("copy_memory", "loss < baseline / 10", math.log(8) / 7 / 10),
+    ],
+)
+def test_each_task_states_its_rule_and_tracks_its_metric(
+    name: str, words: str, threshold: float
+) -> None:
+    t = task(name)
+    assert t.solved_rule.describe() == words
+    assert t.solved_threshold() == pytest.approx(threshold)
+    assert t.best_metric == (t.solved_rule.metric, t.solved_rule.mode)
+    assert t.solved_rule.metric in t.metric_names
+
+
+def test_solved_rule_at_the_threshold_and_with_a_margin() -> None:
+    loss = SolvedRule("mse", "min", 0.01)
+    assert not loss.solved(0.01, baseline=1 / 6)  # strictly below
+    assert loss.solved(0.0049, baseline=1 / 6, margin=2)
+    assert not loss.solved(0.0051, baseline=1 / 6, margin=2)
+    accuracy = SolvedRule("accuracy", "max", 0.99)
+    assert accuracy.solved(0.99, baseline=0.125)  # at or above
+    assert accuracy.solved(0.995, baseline=0.125, margin=2)
+    assert not accuracy.solved(0.994, baseline=0.125, margin=2)
+    relative = SolvedRule("loss", "min", 0.1, of_baseline=True)
+    assert relative.threshold_for(0.5) == pytest.approx(0.05)
+    assert relative.solved(0.049, baseline=0.5) and not relative.solved(0.051, baseline=0.5)
 
 
 def test_first_losses_match_the_memoryless_level() -> None:
@@ -93,6 +106,12 @@ def test_first_token_learned_at_short_length() -> None:
     metrics = t.evaluate(model, t.test_batches(512))
     assert metrics["accuracy"] > 0.99
 
+    predictor = t.predictor(t, model)
+    assert isinstance(predictor, FirstTokenPredictor)
+    inputs = [predictor.parse(text) for text in ["3 0 1 2 1", "1 2 3 0 0", "2 2"]]
+    assert predictor.predict(inputs, {}) == [3, 1, 2]  # the short one is padded, not misread
+    assert predictor.format(3) == "3"
+
 
 def test_copy_memory_files(tmp_path: Path) -> None:
     t = task("copy_memory", length=3, recall=2)
@@ -103,3 +122,35 @@ def test_copy_memory_files(tmp_path: Path) -> None:
     path.write_text("1 2 0 9 0 0\n")
     with pytest.raises(ValueError, match=r"cm.txt:1: expected 7 tokens, found 6"):
         t.load_examples(path)
+
+
+def test_data_file_errors_are_task_errors(tmp_path: Path) -> None:
+    t = task("first_token", length=3, vocab_size=4)
+    path = tmp_path / "ft.txt"
+    with pytest.raises(TaskError, match=r"ft.txt: no such file"):
+        t.load_examples(path)
+    path.write_text("1 2 3\n1 7 3\n")
+    with pytest.raises(TaskError, match=r"ft.txt:2: symbol 7 is outside \[0, 4\)"):
+        t.load_examples(path)
+    path.write_text("1 2 3\n1 2\n")
+    with pytest.raises(TaskError, match=r"ft.txt: all sequences must have the same length"):
+        t.load_examples(path)
+
+
+def test_copy_memory_predictor_prints_the_recalled_symbols() -> None:
+    torch.manual_seed(0)
+    t = task("copy_memory", length=3, recall=2)
+    predictor = t.predictor(t, t.build_model())
+    assert isinstance(predictor, CopyMemoryPredictor)
+    inputs = [predictor.parse("1 2 0 0 9 0 0"), predictor.parse("3 4 0 0 9 0 0")]
+    outputs = predictor.predict(inputs, {})
+    assert len(outputs) == 2 and all(len(o) == 2 for o in outputs)
+    assert all(0 <= v < 10 for o in outputs for v in o)
+    assert predictor.format([1, 2]) == "1 2"
+    assert predictor.to_json(inputs[0], [1, 2]) == {
+        "input": [1, 2, 0, 0, 9, 0, 0],
+        "output": [1, 2],
+    }
+    with pytest.raises(TaskError, match=r"^input '1 2 0 9': expected 7 tokens, found 4$"):
+        predictor.parse("1 2 0 9")
+    assert predictor.predict([], {}) == []

@@ -21,7 +21,7 @@ from typing import Any
 
 def parse_cells(text: str) -> list[str]:
     """``"rnn,lstm"`` -> ["rnn", "lstm"]; ValueError naming an unknown cell."""
-    from rnnkit.diagnostics.memory import CELLS
+    from rnnkit.diagnostics.memory_span import CELLS
 
     cells = [part.strip().lower() for part in text.split(",") if part.strip()]
     if not cells:
@@ -50,7 +50,7 @@ def parse_lengths(text: str) -> list[int]:
 
 def parse_task(text: str) -> str:
     """``copy-memory`` and ``copy_memory`` both name the copy-memory task."""
-    from rnnkit.diagnostics.memory import MEMORY_TASKS
+    from rnnkit.diagnostics.memory_span import MEMORY_TASKS
 
     task = text.strip().lower().replace("-", "_")
     if task not in MEMORY_TASKS:
@@ -72,7 +72,7 @@ class _Progress:
             self.bar = tqdm(total=total, file=sys.stderr, unit="run", dynamic_ncols=True)
 
     def __call__(self, result: Any) -> None:
-        from rnnkit.diagnostics.memory import format_result
+        from rnnkit.diagnostics.memory_report import format_result
 
         self.done += 1
         line = f"[{self.done}/{self.total}] {format_result(result)}"
@@ -83,6 +83,7 @@ class _Progress:
             print(line, file=sys.stderr, flush=True)
 
     def close(self) -> None:
+        """Close the bar, if there is one."""
         if self.bar is not None:
             self.bar.close()
 
@@ -96,13 +97,8 @@ def _with_progress(total: int, work: Callable[[_Progress], Any]) -> Any:
 
 
 def _memory(args: argparse.Namespace) -> int:
-    from rnnkit.diagnostics.memory import (
-        check_grid,
-        format_table,
-        largest_solved,
-        memory_benchmark,
-        plot_memory,
-    )
+    from rnnkit.diagnostics.memory_report import format_table, plot_memory
+    from rnnkit.diagnostics.memory_span import check_grid, largest_solved, memory_benchmark
 
     cells = parse_cells(args.cells)
     lengths = parse_lengths(args.lengths)
@@ -141,7 +137,7 @@ def _memory(args: argparse.Namespace) -> int:
 
 
 def _gradients(args: argparse.Namespace) -> int:
-    from rnnkit.diagnostics.experiments import (
+    from rnnkit.diagnostics.gradient_report import (
         format_gradient_report,
         gradient_diagnostics,
         plot_gradient_report,
@@ -201,9 +197,8 @@ def add_parser(verbs: Any) -> None:
     memory.add_argument(
         "--task",
         default="adding",
-        help="adding (test MSE; solved < 0.01), copy-memory (cross-entropy; solved below a "
-        "tenth of the memoryless 10 log 8 / (T + 20)) or first-token (accuracy; solved >= 0.99) "
-        "(default: adding)",
+        help="adding, copy-memory or first-token; the table ends with the task's memoryless "
+        "baseline and its rule for solved (default: adding)",
     )
     memory.add_argument(
         "--lengths",

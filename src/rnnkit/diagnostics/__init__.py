@@ -2,13 +2,17 @@
 
 - :mod:`rnnkit.diagnostics.gradients`: ``hidden_states``, ``gradient_flow`` (``||dL/dh_t||`` for
   every t) and ``spectral_radius`` (per gate block of ``W_hh``).
-- :mod:`rnnkit.diagnostics.memory`: ``memory_benchmark`` (every cell on a long-memory task at
-  growing lengths under one budget) and ``largest_solved``.
-- :mod:`rnnkit.diagnostics.experiments`: ``gradient_flow_experiment`` (vanishing gradients at init
-  and after training), ``exploding_experiment`` (with and without clipping) and
-  ``gradient_diagnostics`` (both).
+- :mod:`rnnkit.diagnostics.memory_span`: ``memory_benchmark`` (every cell on a long-memory task
+  at growing lengths under one budget), ``largest_solved`` and ``MemoryResult``;
+  :mod:`rnnkit.diagnostics.memory_report`: its table and figure.
+- :mod:`rnnkit.diagnostics.vanishing`: ``gradient_flow_experiment`` (vanishing gradients at init
+  and after training); :mod:`rnnkit.diagnostics.exploding`: ``exploding_experiment`` (with and
+  without clipping); :mod:`rnnkit.diagnostics.gradient_report`: ``gradient_diagnostics`` (both),
+  their text and figure.
 
-Names are resolved on first access, so importing one submodule does not import the others.
+Names are resolved on first access, so importing one submodule does not import the others. No
+submodule is named like a public function (``rnnkit.diagnostics.memory_benchmark`` is the
+function, whichever submodules were imported before).
 """
 
 from __future__ import annotations
@@ -17,34 +21,31 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rnnkit.diagnostics.experiments import (
-        ClipRun,
-        ExplodingResult,
+    from rnnkit.diagnostics.exploding import ClipRun, ExplodingResult, exploding_experiment
+    from rnnkit.diagnostics.gradient_report import GradientReport, gradient_diagnostics
+    from rnnkit.diagnostics.gradients import gradient_flow, hidden_states, spectral_radius
+    from rnnkit.diagnostics.memory_span import MemoryResult, largest_solved, memory_benchmark
+    from rnnkit.diagnostics.vanishing import (
         FlowCurve,
         GradientFlowResult,
-        GradientReport,
-        exploding_experiment,
-        gradient_diagnostics,
         gradient_flow_experiment,
     )
-    from rnnkit.diagnostics.gradients import gradient_flow, hidden_states, spectral_radius
-    from rnnkit.diagnostics.memory import MemoryResult, largest_solved, memory_benchmark
 
 _WHERE = {
     "hidden_states": "rnnkit.diagnostics.gradients",
     "gradient_flow": "rnnkit.diagnostics.gradients",
     "spectral_radius": "rnnkit.diagnostics.gradients",
-    "MemoryResult": "rnnkit.diagnostics.memory",
-    "memory_benchmark": "rnnkit.diagnostics.memory",
-    "largest_solved": "rnnkit.diagnostics.memory",
-    "ClipRun": "rnnkit.diagnostics.experiments",
-    "ExplodingResult": "rnnkit.diagnostics.experiments",
-    "FlowCurve": "rnnkit.diagnostics.experiments",
-    "GradientFlowResult": "rnnkit.diagnostics.experiments",
-    "GradientReport": "rnnkit.diagnostics.experiments",
-    "exploding_experiment": "rnnkit.diagnostics.experiments",
-    "gradient_diagnostics": "rnnkit.diagnostics.experiments",
-    "gradient_flow_experiment": "rnnkit.diagnostics.experiments",
+    "MemoryResult": "rnnkit.diagnostics.memory_span",
+    "memory_benchmark": "rnnkit.diagnostics.memory_span",
+    "largest_solved": "rnnkit.diagnostics.memory_span",
+    "ClipRun": "rnnkit.diagnostics.exploding",
+    "ExplodingResult": "rnnkit.diagnostics.exploding",
+    "exploding_experiment": "rnnkit.diagnostics.exploding",
+    "FlowCurve": "rnnkit.diagnostics.vanishing",
+    "GradientFlowResult": "rnnkit.diagnostics.vanishing",
+    "gradient_flow_experiment": "rnnkit.diagnostics.vanishing",
+    "GradientReport": "rnnkit.diagnostics.gradient_report",
+    "gradient_diagnostics": "rnnkit.diagnostics.gradient_report",
 }
 
 __all__ = [

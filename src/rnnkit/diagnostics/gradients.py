@@ -29,12 +29,18 @@ from torch import Tensor
 from rnnkit.nn import functional as RF
 from rnnkit.nn.recurrent import GRU, LSTM, RNN
 
-GATES = {
-    "RNN_TANH": ("h",),
-    "RNN_RELU": ("h",),
-    "LSTM": ("i", "f", "g", "o"),
-    "GRU": ("r", "z", "n"),
+GATES: dict[RF.CellKind, tuple[str, ...]] = {
+    "rnn": ("h",),
+    "lstm": ("i", "f", "g", "o"),
+    "gru": ("r", "z", "n"),
 }
+"""The gate blocks of each cell's ``W_hh``, in PyTorch's order."""
+
+
+def _cell_kind(layer: RNN | LSTM | GRU) -> RF.CellKind:
+    if isinstance(layer, LSTM):
+        return "lstm"
+    return "gru" if isinstance(layer, GRU) else "rnn"
 
 
 def _check_single(layer: RNN | LSTM | GRU) -> None:
@@ -66,19 +72,15 @@ def hidden_states(layer: RNN | LSTM | GRU, x: Tensor) -> list[Tensor]:
     w_ih, w_hh = _param(layer, "weight_ih_l0"), _param(layer, "weight_hh_l0")
     b_ih = _param(layer, "bias_ih_l0") if layer.bias else None
     b_hh = _param(layer, "bias_hh_l0") if layer.bias else None
+    cell = _cell_kind(layer)
     nonlinearity: RF.Nonlinearity = "relu" if layer.mode == "RNN_RELU" else "tanh"
     gates_x = RF.input_projection(x, w_ih, b_ih)  # (B, T, G), hoisted out of the loop
-    h = x.new_zeros(B, H)
-    c = x.new_zeros(B, H)
+    zeros = x.new_zeros(B, H)
+    state: RF.State = (zeros, zeros) if cell == "lstm" else (zeros,)  # (h_0,) or (h_0, c_0)
     hs = []
     for g in gates_x.unbind(1):  # (B, G) each
-        if layer.mode == "LSTM":
-            h, c = RF.lstm_cell(g, h, c, w_hh, b_hh)
-        elif layer.mode == "GRU":
-            h = RF.gru_cell(g, h, w_hh, b_hh)
-        else:
-            h = RF.rnn_cell(g, h, w_hh, b_hh, nonlinearity)
-        hs.append(h)
+        state = RF.cell_step(cell, g, state, w_hh, b_hh, nonlinearity)
+        hs.append(state[0])  # h_t, (B, H)
     return hs
 
 
@@ -108,7 +110,7 @@ def spectral_radius(layer: RNN | LSTM | GRU) -> dict[str, float]:
     For the Elman RNN this is the radius of ``W_hh`` itself ("h"): below 1 the linearised recurrence
     contracts; LSTM blocks are named i, f, g, o and GRU blocks r, z, n.
     """
-    names = GATES[layer.mode]
+    names = GATES[_cell_kind(layer)]
     H = layer.hidden_size
     w_hh = _param(layer, "weight_hh_l0").detach().double()  # (G*H, H)
     return {

@@ -1,21 +1,25 @@
 """How far back can each cell remember? Train every cell on a long-memory task at growing lengths
 under the same budget, and report the held-out metric against the memoryless baseline.
 
-Each (cell, length, seed) is an ordinary run of the task through the :class:`~rnnkit.training.Trainer`
-(stopped early once validation reaches the task's "solved" threshold), evaluated on a test stream the
-run never saw. Runs go to worker processes, one intra-op thread each, so two cores train two models.
+Each (cell, length, seed) is an ordinary run of the task (:func:`rnnkit.training.train_task`,
+stopped early once validation is solved with a margin), evaluated on a test stream the run never
+saw. Runs go to worker processes, one intra-op thread each, so two cores train two models.
 
-The tasks (see :mod:`rnnkit.models.memory`): ``adding`` (B, T, 2) -> (B, 1) regression, solved at
-test MSE < 0.01 against a baseline of 1/6; ``copy_memory`` (B, T + 20) tokens -> (B, T + 20)
-labels, solved below a tenth of the memoryless cross-entropy 10 log 8 / (T + 20); ``first_token``
-(B, T) tokens -> (B,) class, solved at accuracy >= 0.99 against 1/V.
+The tasks (:class:`~rnnkit.tasks.generated.MemoryTask` s: ``adding`` in
+:mod:`rnnkit.tasks.synthetic`, ``copy_memory`` and ``first_token`` in
+:mod:`rnnkit.tasks.long_memory`): ``adding`` (B, T, 2) -> (B, 1) regression, solved at test
+MSE < 0.01 against a baseline of 1/6; ``copy_memory`` (B, T + 20) tokens -> (B, T + 20) labels,
+solved below a tenth of the memoryless cross-entropy 10 log 8 / (T + 20); ``first_token`` (B, T)
+tokens -> (B,) class, solved at accuracy >= 0.99 against 1/V. Each task's
+:class:`~rnnkit.tasks.generated.SolvedRule` is the only definition of "solved" used here.
+
+The results as text and figures: :mod:`rnnkit.diagnostics.memory_report`.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -23,33 +27,29 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from rnnkit.models.generated import GeneratedTask
+from rnnkit.tasks.generated import MemoryTask
+from rnnkit.tasks.registry import get_task
 
 MEMORY_TASKS = ("adding", "copy_memory", "first_token")
+"""The tasks ``rnnkit diagnose memory`` runs (each a :class:`~rnnkit.tasks.generated.MemoryTask`)."""
 CELLS = ("rnn", "lstm", "gru")
 DEFAULT_LENGTHS = (5, 10, 20, 50, 100, 200)
-SOLVED_WHEN = {
-    "adding": "mse < 0.01",
-    "copy_memory": "loss < baseline / 10",
-    "first_token": "accuracy >= 0.99",
-}
-"""Each task's solved rule in words (the rule itself is the task's ``memory_solved``)."""
+STOP_MARGIN = 2.0
+"""A run stops once its validation metric is solved with this margin (see :func:`solved_with_margin`)."""
 
 
-def solved_threshold(task: str, baseline: float) -> float:
-    """The metric value at which ``task`` counts as solved (for tables and figures)."""
-    if task == "adding":
-        return 0.01
-    if task == "copy_memory":
-        return baseline / 10
-    if task == "first_token":
-        return 0.99
-    raise ValueError(f"unknown memory task '{task}'; valid tasks: {', '.join(MEMORY_TASKS)}")
+def memory_task(name: str) -> type[MemoryTask]:
+    """The task class of memory task ``name``; a ValueError lists the valid ones."""
+    if name not in MEMORY_TASKS:
+        raise ValueError(f"unknown memory task '{name}'; valid tasks: {', '.join(MEMORY_TASKS)}")
+    task = get_task(name)
+    if not issubclass(task, MemoryTask):
+        raise ValueError(f"task '{name}' is not a memory task (no baseline or solved rule)")
+    return task
 
 
 @dataclass(frozen=True)
@@ -107,10 +107,10 @@ def memory_config(spec: RunSpec) -> dict[str, Any]:
     """The raw run config of one benchmark run (validated by :func:`build_run_config`).
 
     Adam at the cell's learning rate, batch 64, gradient norm clipped to 1, validation on 512
-    held-out sequences every 100 steps, one thread.
+    held-out sequences every 100 steps, one thread; models of token tasks embed in E = 16.
     """
     model: dict[str, Any] = {"cell": spec.cell, "hidden_size": spec.hidden_size}
-    if spec.task != "adding":
+    if "embedding_size" in memory_task(spec.task).ModelConfig.model_fields:  # token inputs
         model["embedding_size"] = 16
     return {
         "task": spec.task,
@@ -138,19 +138,16 @@ def memory_config(spec: RunSpec) -> dict[str, Any]:
     }
 
 
-def solved_with_margin(task: GeneratedTask) -> Callable[[float], bool]:
+def solved_with_margin(task: MemoryTask) -> Callable[[float], bool]:
     """When a run may stop: its validation metric is solved with a margin of two.
 
     Stopping as soon as validation crosses the threshold leaves the test metric (another sample)
     on the threshold, solved or not by chance. So a loss must be below half the threshold (the
     adding problem: validation MSE < 0.005 for a test MSE < 0.01) and an accuracy's error below
-    half the allowed error (first token: validation accuracy >= 0.995).
+    half the allowed error (first token: validation accuracy >= 0.995). The trainer calls it with
+    the task's ``best_metric``, which is its solved rule's metric.
     """
-    from rnnkit.training.trainer import metric_mode
-
-    if metric_mode(task.memory_metric, task) == "min":
-        return lambda value: task.memory_solved(2 * value)
-    return lambda value: task.memory_solved(2 * value - 1)
+    return lambda value: task.memory_solved(value, margin=STOP_MARGIN)
 
 
 def run_one(spec: RunSpec) -> MemoryResult:
@@ -162,31 +159,21 @@ def run_one(spec: RunSpec) -> MemoryResult:
     (``spec.run_dir``) is a normal one (``config.yaml``, ``best.safetensors``, ``metrics.csv``),
     so ``rnnkit evaluate`` and ``rnnkit predict`` work on it.
     """
-    from rnnkit.api import write_config
-    from rnnkit.config import build_run_config
-    from rnnkit.io import load_safetensors
-    from rnnkit.models.generated import GeneratedTask
-    from rnnkit.registry import get_task
+    from rnnkit.tasks.run import build_run_config, load_run, write_config
     from rnnkit.training import train_task
 
     config = build_run_config(memory_config(spec))
     with tempfile.TemporaryDirectory(prefix="rnnkit-memory-") as tmp:
         folder = Path(spec.run_dir) if spec.run_dir is not None else Path(tmp)
-        task = get_task(spec.task)(config, folder)
-        assert isinstance(task, GeneratedTask)
-        if spec.run_dir is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-            write_config(config, folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_config(config, folder)
+        task = memory_task(spec.task)(config, folder)
         start = time.perf_counter()
         result = train_task(task, folder, stop_when=solved_with_margin(task))
         seconds = time.perf_counter() - start
-        model = task.build_model()
-        best = folder / "best.safetensors"
-        weights = best if best.exists() else folder / "model.safetensors"
-        model.load_state_dict(load_safetensors(weights))
-        model.eval()
+        model = load_run(folder, "best").model  # best.safetensors, else model.safetensors
         metrics = task.evaluate(model, task.test_batches())
-    value = metrics[task.memory_metric]
+    value = metrics[task.solved_rule.metric]
     return MemoryResult(
         cell=spec.cell,
         task=spec.task,
@@ -262,6 +249,12 @@ def run_many(
     return [results[i] for i in range(len(specs))]
 
 
+def min_length(task: str) -> int:
+    """The shortest sequence length memory task ``task``'s data config accepts."""
+    field = memory_task(task).DataConfig.model_fields["length"]
+    return max((int(getattr(m, "ge", 1)) for m in field.metadata), default=1)
+
+
 def check_grid(cells: Sequence[str], task: str, lengths: Sequence[int]) -> None:
     """Raise ValueError naming the first unknown cell, unknown task or bad length."""
     if not cells:
@@ -269,9 +262,7 @@ def check_grid(cells: Sequence[str], task: str, lengths: Sequence[int]) -> None:
     for cell in cells:
         if cell not in CELLS:
             raise ValueError(f"unknown cell '{cell}'; valid cells: {', '.join(CELLS)}")
-    if task not in MEMORY_TASKS:
-        raise ValueError(f"unknown memory task '{task}'; valid tasks: {', '.join(MEMORY_TASKS)}")
-    minimum = 2 if task == "adding" else 1
+    minimum = min_length(task)
     if not lengths or min(lengths) < minimum:
         raise ValueError(
             f"lengths must be integers >= {minimum} for task '{task}', got {list(lengths)}"
@@ -350,134 +341,3 @@ def largest_solved(results: Sequence[MemoryResult]) -> dict[str, int | None]:
         ]
         out[cell] = max(solved) if solved else None
     return out
-
-
-def _group(results: Sequence[MemoryResult]) -> dict[tuple[str, int], list[MemoryResult]]:
-    groups: dict[tuple[str, int], list[MemoryResult]] = {}
-    for r in results:
-        groups.setdefault((r.cell, r.length), []).append(r)
-    return groups
-
-
-def format_result(result: MemoryResult) -> str:
-    """One progress line: ``lstm T=100 seed 0: mse 0.0042 solved (12.3 s, 1400 steps)``."""
-    from rnnkit.registry import get_task
-
-    metric = getattr(get_task(result.task), "memory_metric", "metric")
-    verdict = "solved" if result.solved else "not solved"
-    return (
-        f"{result.cell} T={result.length} seed {result.seed}: {metric} {result.metric:.4g} "
-        f"{verdict} ({result.seconds:.1f} s, {result.steps} steps)"
-    )
-
-
-def format_table(results: Sequence[MemoryResult]) -> str:
-    """The benchmark as text: one row per cell, one column per length, ``*`` marks solved.
-
-    With several seeds a cell shows the mean metric and ``k/n`` seeds solved. The last lines give the
-    baseline, the solved rule and the largest length each cell solves.
-    """
-    if not results:
-        return "no results"
-    from rnnkit.registry import get_task
-
-    task = results[0].task
-    metric = getattr(get_task(task), "memory_metric", "metric")
-    cells = list(dict.fromkeys(r.cell for r in results))
-    lengths = sorted({r.length for r in results})
-    groups = _group(results)
-    seeds = max(len(g) for g in groups.values())
-    header = [f"{task} ({metric})", *(f"T={n}" for n in lengths)]
-    rows = [header]
-    for cell in cells:
-        row = [cell]
-        for n in lengths:
-            group = groups.get((cell, n), [])
-            if not group:
-                row.append("-")
-                continue
-            mean = statistics.fmean(r.metric for r in group)
-            solved = sum(r.solved for r in group)
-            mark = (
-                ("*" if solved == len(group) else " ") if seeds == 1 else f" {solved}/{len(group)}"
-            )
-            row.append(f"{mean:.4f}{mark}")
-        rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        )
-        for r in rows
-    ]
-    baselines = sorted({round(r.baseline, 4) for r in results})
-    baseline_text = (
-        f"{baselines[0]:.4f}"
-        if len(baselines) == 1
-        else ", ".join(f"T={r.length}: {r.baseline:.4f}" for r in _first_per_length(results))
-    )
-    solved_mark = "* = solved" if seeds == 1 else "k/n = seeds solved"
-    lines.append(
-        f"memoryless baseline: {baseline_text}; solved when {SOLVED_WHEN[task]} ({solved_mark})"
-    )
-    best = largest_solved(results)
-    lines.append(
-        "largest length solved: "
-        + ", ".join(f"{cell} {best[cell] if best[cell] is not None else 'none'}" for cell in cells)
-    )
-    return "\n".join(lines)
-
-
-def _first_per_length(results: Sequence[MemoryResult]) -> list[MemoryResult]:
-    seen: dict[int, MemoryResult] = {}
-    for r in results:
-        seen.setdefault(r.length, r)
-    return [seen[n] for n in sorted(seen)]
-
-
-def plot_memory(results: Sequence[MemoryResult], path: Path) -> Path:
-    """Metric against length, one line per cell (mean over seeds), the baseline dashed; a PNG."""
-    from rnnkit.registry import get_task
-    from rnnkit.viz.figures import CELL_COLOURS, plot_lines
-
-    if not results:
-        raise ValueError("no results to plot")
-    task = results[0].task
-    metric = getattr(get_task(task), "memory_metric", "metric")
-    groups = _group(results)
-    series: dict[str, tuple[list[float], list[float]]] = {}
-    styles: dict[str, dict[str, Any]] = {}
-    for cell in dict.fromkeys(r.cell for r in results):
-        lengths = sorted(n for c, n in groups if c == cell)
-        means = [statistics.fmean(r.metric for r in groups[(cell, n)]) for n in lengths]
-        series[cell] = ([float(n) for n in lengths], means)
-        styles[cell] = {"color": CELL_COLOURS.get(cell), "marker": "o"}
-    per_length = _first_per_length(results)
-    baselines = {round(r.baseline, 6) for r in per_length}
-    hline: tuple[float, str] | None = None
-    if len(baselines) == 1:
-        hline = (per_length[0].baseline, "memoryless baseline")
-    else:
-        series["memoryless baseline"] = (
-            [float(r.length) for r in per_length],
-            [r.baseline for r in per_length],
-        )
-        styles["memoryless baseline"] = {"color": "grey", "linestyle": "--", "marker": None}
-    solved = f"solved: {SOLVED_WHEN[task]}"
-    series[solved] = (
-        [float(r.length) for r in per_length],
-        [solved_threshold(task, r.baseline) for r in per_length],
-    )
-    styles[solved] = {"color": "black", "linestyle": ":", "marker": None}
-    return plot_lines(
-        series,
-        path,
-        title=f"{task}: test {metric}, the same time budget per run",
-        xlabel="sequence length T",
-        ylabel=f"test {metric}",
-        log_x=True,
-        log_y=metric != "accuracy",
-        hline=hline,
-        styles=styles,
-    )
