@@ -40,6 +40,11 @@ of greedy translations of the validation sentences (sacreBLEU, detokenised); ``b
 :class:`TranslationPredictor` (``rnnkit predict``); :meth:`TranslationTask.evaluate_file` (BLEU,
 chrF, signatures and BLEU by source length on a test file) ``rnnkit evaluate``, and
 :meth:`TranslationTask.compare` ``rnnkit compare``.
+
+The file is longer than the usual 500 lines because it is the whole task in one place, as every
+task is (configs, batching, model factory, loss, validation, evaluate, compare, decoding and the
+predictor); the generic pieces live below it (:mod:`rnnkit.data.parallel`,
+:mod:`rnnkit.decoding`, :mod:`rnnkit.tasks.decoding_options`, :mod:`rnnkit.metrics.bleu`).
 """
 
 from __future__ import annotations
@@ -468,7 +473,8 @@ class TranslationTask(Task):
         if output is not None:
             write_text_atomic(Path(output), "".join(h + "\n" for h in hypotheses))
             files = (Path(output),)
-        text = format_scores(path.name, scores) + f"\n({path}, beam {search.beam_size})"
+        name = self.run_dir.name if self.run_dir is not None else "model"
+        text = format_scores(name, scores) + f"\n({path}, beam {search.beam_size})"
         return Report(dict(scores), text, files)
 
     def compare(
@@ -613,15 +619,15 @@ class TranslationPredictor(Predictor[str, list[Translation]]):
         return translate(self.task, self.model, inputs, search, sampling=sampling)
 
     def format(self, output: list[Translation]) -> str:
-        """The translation; for n-best lists one ``rank<TAB>score<TAB>text`` line each, and a
-        blank line after; a translation cut at the length limit is marked ``[truncated]``."""
+        """The translation; for n-best lists one ``rank<TAB>score<TAB>text`` line each (the CLI
+        puts a blank line between inputs); one cut at the length limit ends in ``[truncated]``."""
 
         def text(t: Translation) -> str:
             return t.text if t.ended else f"{t.text} [truncated]"
 
         if len(output) == 1:
             return text(output[0])
-        return "\n".join(f"{k}\t{t.score:.4f}\t{text(t)}" for k, t in enumerate(output, 1)) + "\n"
+        return "\n".join(f"{k}\t{t.score:.4f}\t{text(t)}" for k, t in enumerate(output, 1))
 
     def to_json(self, inp: str, output: list[Translation]) -> Any:
         return {"input": inp, "translations": [to_json(t.to_dict()) for t in output]}
