@@ -25,7 +25,7 @@ from rnnkit.tasks.run import (
     read_run_config,
     write_config,
 )
-from rnnkit.training import TrainResult, train_task
+from rnnkit.training import TrainResult, list_checkpoints, train_task
 
 __all__ = [
     "LoadedRun",
@@ -59,17 +59,26 @@ def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _has_progress(run_dir: Path) -> bool:
+    """True once a run wrote a checkpoint or its final weights: from then on it is a run to resume,
+    not a folder to start over in."""
+    return bool(list_checkpoints(run_dir)) or (run_dir / "model.safetensors").is_file()
+
+
 def train(config: RunConfig, out: Path, *, resume: bool = False) -> TrainResult:
     """Train ``config``'s task into the run folder ``out``.
 
-    A new run calls the task's ``prepare()`` (tokenisers, scalers), writes ``config.yaml`` and
-    trains. With ``resume=True`` the run continues from its newest valid checkpoint; the config
-    must equal the stored one except for the budget (``train.max_steps``, ``train.epochs``,
-    ``train.max_time_s``).
+    A new run calls the task's ``prepare()`` (tokenisers, scalers), then writes ``config.yaml``
+    and trains. With ``resume=True`` the run continues from its newest valid checkpoint; the
+    config must equal the stored one except for the budget (``train.max_steps``, ``train.epochs``,
+    ``train.max_time_s``). A folder whose run stopped before its first checkpoint (killed, or
+    failed while setting up) holds nothing worth keeping: ``resume=True`` starts it again from
+    step 0 with its stored config, and a new run may start over in it.
     """
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file; give a folder for the run")
-    if not resume and (out / "config.yaml").exists():
+    started = out.is_dir() and _has_progress(out)
+    if not resume and started:
         raise ConfigError(
             f"{out} already holds a run; pass --resume to continue it or choose a new folder"
         )
@@ -86,10 +95,10 @@ def train(config: RunConfig, out: Path, *, resume: bool = False) -> TrainResult:
             )
     out.mkdir(parents=True, exist_ok=True)
     task = get_task(config.task)(config, out)
-    if not resume:
+    if not started:  # a new run, or one that never reached its first checkpoint: from step 0
         task.prepare()
         write_config(config, out)
-    return train_task(task, out, resume=resume)
+    return train_task(task, out, resume=started)
 
 
 def run_task(run_dir: Path) -> type[Task]:
