@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 
 from rnnkit import api
-from rnnkit.config import build_run_config
 from rnnkit.data.timeseries import load_builtin, to_series
 from rnnkit.metrics.forecast import forecast_metrics
-from rnnkit.models import forecaster
 from rnnkit.models.baselines import run_baselines
+from rnnkit.models.forecaster import Forecaster
+from rnnkit.tasks.forecasting import ForecastingTask
+from rnnkit.tasks.run import build_run_config
 
 LEVELS = (0.1, 0.5, 0.9)
 
@@ -92,8 +93,8 @@ def fit_and_score(cfg: Any) -> dict[str, float]:
         result = api.train(cfg, run)
         loaded = api.load_run(run)
         task, model = loaded.task, loaded.model
-        assert isinstance(task, forecaster.ForecastingTask)
-        assert isinstance(model, forecaster.Forecaster)
+        assert isinstance(task, ForecastingTask)
+        assert isinstance(model, Forecaster)
         series, split = task.series(), task.split()
         H = cfg.data.horizon
         out = task.forecast_from(model, series, H, split.valid_end)

@@ -121,7 +121,7 @@ def translation_demo(root: Path, minutes: float) -> None:
 def forecast_demo(root: Path) -> None:
     """Train the shipped AirPassengers config, score it against the baselines, draw the forecast."""
     from rnnkit.data.timeseries import load_builtin
-    from rnnkit.models.forecaster import backtest, forecast
+    from rnnkit.tasks.forecasting import backtest, forecast
 
     run = root / "airpassengers"
     if run.exists():

@@ -1,5 +1,5 @@
 """Tests for rnnkit.data.timeseries: reading, checks with exact messages, frequency, calendar,
-scaling fitted on the training part, splits by time and windows."""
+scaling fitted on the training part, splits by time and windows, and a run's series facts."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from rnnkit.data.timeseries import (
     BUILTIN_NAMES,
     SeriesError,
+    SeriesMeta,
     auto_calendar,
     calendar_features,
     fit_scaler,
@@ -20,7 +21,9 @@ from rnnkit.data.timeseries import (
     infer_frequency,
     infer_season,
     load_builtin,
+    read_series,
     read_table,
+    series_windows,
     split_by_time,
     to_series,
     windows,
@@ -301,3 +304,51 @@ def test_unknown_builtin_lists_valid_names() -> None:
     with pytest.raises(SeriesError, match="unknown built-in series 'sunspots'; valid series: "):
         load_builtin("sunspots")
     assert "airpassengers" in BUILTIN_NAMES
+
+
+def test_read_series_reads_files_and_tables_and_checks_log_positivity(tmp_path: Path) -> None:
+    table = frame()
+    table.to_csv(tmp_path / "a.csv", index=False)
+    options = {"time_column": "date", "targets": ["sales"], "past_covariates": ["price"]}
+    from_file = read_series(tmp_path / "a.csv", **options, transform="log")
+    from_table = read_series(table, **options, name="mine")
+    np.testing.assert_array_equal(from_file.values, from_table.values)
+    assert (from_file.source, from_table.source) == (str(tmp_path / "a.csv"), "mine")
+    table.loc[4, "sales"] = "0"
+    with pytest.raises(
+        SeriesError,
+        match=r"^mine: transform 'log' needs positive values, found 0 in column 'sales' at "
+        r"2001-05-01 00:00:00$",
+    ):
+        read_series(table, **options, transform="log", name="mine")
+
+
+def test_series_windows_extend_past_the_end_with_calendar_and_nan_targets() -> None:
+    series = to_series(frame(), time_column="date", targets=["sales"], past_covariates=["price"])
+    w = series_windows(series, np.array([6, N - 2, N]), 6, 4, ("month",))
+    assert w.history.shape == (3, 6, 1) and w.past.shape == (3, 6, 1)
+    assert w.calendar.shape == (3, 10, 2) and w.targets.shape == (3, 4, 1)
+    assert all(a.dtype == np.float32 for a in w)
+    np.testing.assert_array_equal(w.history[0, :, 0], series.values[:6, 0])
+    np.testing.assert_array_equal(w.targets[0, :, 0], series.values[6:10, 0])
+    np.testing.assert_array_equal(w.targets[1, :2, 0], series.values[N - 2 :, 0])
+    assert np.isnan(w.targets[1, 2:]).all() and np.isnan(w.targets[2]).all()  # not yet known
+    np.testing.assert_array_equal(w.history[2, :, 0], series.values[-6:, 0])
+    expected = calendar_features(future_times(series.time[-1], "MS", 4), ("month",))  # (4, 2)
+    np.testing.assert_array_equal(w.calendar[2, 6:], expected)
+
+
+def test_series_meta_round_trips_with_and_without_scalers() -> None:
+    scaler = fit_scaler(np.array([[1.0, 10.0], [2.0, 30.0], [4.0, 20.0]]), "robust", "log")
+    meta = SeriesMeta("MS", 12, ("month",), ("a", "b"), (), "2000-12-01", scaler, None)
+    again = SeriesMeta.from_json(meta.to_json())
+    assert again.target_scaler is not None and again.past_scaler is None
+    np.testing.assert_array_equal(again.target_scaler.loc, scaler.loc)  # floats exact
+    np.testing.assert_array_equal(again.target_scaler.scale, scaler.scale)
+    assert again.target_scaler.log and again.freq == "MS" and again.targets == ("a", "b")
+    old = SeriesMeta("MS", 12, ("month",), ("a",), (), "2000-12-01")  # as rnnkit wrote before
+    assert SeriesMeta.from_json(old.to_json()) == old
+    with pytest.raises(
+        SeriesError, match=r"^run/series.json: not a valid series file \(KeyError: 'season'\)$"
+    ):
+        SeriesMeta.from_json('{"freq": "MS"}', "run/series.json")

@@ -7,7 +7,14 @@ import importlib.util
 import numpy as np
 import pytest
 
-from rnnkit.models.baselines import drift, ets, naive, run_baselines, seasonal_naive
+from rnnkit.models.baselines import (
+    drift,
+    ets,
+    naive,
+    run_baselines,
+    run_baselines_columns,
+    seasonal_naive,
+)
 
 LEVELS = (0.1, 0.5, 0.9)
 H, M = 7, 4
@@ -55,6 +62,20 @@ def test_errors_name_the_problem(history: np.ndarray) -> None:
         naive(history, H, (0.0, 0.5))
     with pytest.raises(ValueError, match="unknown baseline 'arima'; valid baselines: naive"):
         run_baselines(history, H, M, LEVELS, ["arima"])
+
+
+def test_columns_are_forecast_one_by_one(history: np.ndarray) -> None:
+    two = np.stack([history, 100 - 2 * history], axis=1)  # (N, C = 2)
+    both = run_baselines_columns(two, H, M, LEVELS, ["naive", "seasonal_naive", "drift"])
+    assert set(both) == {"naive", "seasonal_naive", "drift"}
+    for c in range(2):
+        alone = run_baselines(two[:, c], H, M, LEVELS, ["naive", "seasonal_naive", "drift"])
+        for name, f in both.items():
+            assert f.point.shape == (H, 2) and f.quantiles.shape == (H, 2, 3)
+            np.testing.assert_array_equal(f.point[:, c], alone[name].point)
+            np.testing.assert_array_equal(f.quantiles[:, c], alone[name].quantiles)
+    with pytest.raises(ValueError, match=r"history must be \(N, C\), got shape \(30,\)"):
+        run_baselines_columns(history, H, M, LEVELS)
 
 
 needs_statsmodels = pytest.mark.skipif(

@@ -22,18 +22,28 @@ Built-in offline series (``load_builtin``): ``airpassengers``, ``wineind``, ``ly
 are read from the data modules of the ``pmdarima`` package (as source text: pmdarima itself is not
 imported) and ``co2`` from the CSV file shipped inside ``statsmodels``. Both packages are the
 optional extra ``rnnkit[datasets]``; nothing is downloaded.
+
+What a trained forecaster remembers of its series (frequency, season, calendar features, column
+names and the scalers fitted on the training part) is a :class:`SeriesMeta`, saved as JSON in the
+run folder at training time so that a run forecasts without its training data.
+
+This module is longer than 500 lines on purpose: it is the single definition of a checked series
+(its format, its checks and their messages, its features, scaling, splits and windows), read top
+to bottom in the order a series goes through them; its parts share the private parsing helpers
+and the :class:`SeriesError` messages, and splitting them would scatter one contract.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
@@ -505,6 +515,52 @@ def to_series(
     )
 
 
+def read_series(
+    source: str | Path | pd.DataFrame,
+    *,
+    time_column: str,
+    targets: Sequence[str],
+    past_covariates: Sequence[str] = (),
+    freq: str | None = None,
+    fill_gaps: FillGaps = "none",
+    transform: Transform = "none",
+    name: str = "data",
+) -> TimeSeries:
+    """Read a CSV/Parquet file (:func:`read_table`) or take a DataFrame, and check it into a
+    :class:`TimeSeries` (:func:`to_series`).
+
+    Args:
+        source: the file, or a table (then ``name`` is its name in messages).
+        time_column, targets, past_covariates, freq, fill_gaps: as for :func:`to_series`.
+        transform: ``"log"`` also checks that every target value is positive.
+
+    Raises:
+        SeriesError: naming the file and the row, or the first non-positive value for ``log``.
+    """
+    if isinstance(source, pd.DataFrame):
+        frame = source
+    else:
+        frame, name = read_table(source), str(source)
+    series = to_series(
+        frame,
+        time_column=time_column,
+        targets=targets,
+        past_covariates=past_covariates,
+        freq=freq,
+        fill_gaps=fill_gaps,
+        source=name,
+    )
+    if transform == "log":
+        bad = np.argwhere(series.values <= 0)
+        if len(bad):
+            i, c = (int(k) for k in bad[0])
+            raise SeriesError(
+                f"{name}: transform 'log' needs positive values, found "
+                f"{series.values[i, c]:g} in column '{series.targets[c]}' at {series.time[i]}"
+            )
+    return series
+
+
 # ----------------------------------------------------------------------------- scaling
 
 
@@ -531,6 +587,19 @@ class ScalerStats:
         f = scaled * self.scale + self.loc
         result: np.ndarray = np.exp(f) if self.log else f
         return result
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data: ``{"loc": [...], "scale": [...], "log": bool}`` (floats exact)."""
+        return {"loc": self.loc.tolist(), "scale": self.scale.tolist(), "log": self.log}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ScalerStats:
+        """The inverse of :meth:`to_dict`."""
+        return cls(
+            np.asarray(raw["loc"], dtype=_FLOAT),
+            np.asarray(raw["scale"], dtype=_FLOAT),
+            bool(raw["log"]),
+        )
 
 
 def fit_scaler(
@@ -634,3 +703,110 @@ def windows(values: np.ndarray, origins: np.ndarray, before: int, after: int) ->
         )
     index = origins[:, None] + np.arange(-before, after)[None, :]  # (W, before + after)
     return values[index]
+
+
+class SeriesWindows(NamedTuple):
+    """Windows of a series at W origins, raw (unscaled), float32.
+
+    Attributes:
+        history: (W, L, C) targets before each origin. past: (W, L, P) past covariates.
+        calendar: (W, L + H, K) calendar features of the window and of the forecast steps.
+        targets: (W, H, C) true values from each origin on (NaN past the series' end).
+    """
+
+    history: np.ndarray
+    past: np.ndarray
+    calendar: np.ndarray
+    targets: np.ndarray
+
+
+def series_windows(
+    series: TimeSeries,
+    origins: np.ndarray,
+    lookback: int,
+    horizon: int,
+    calendar: Sequence[CalendarFeature],
+) -> SeriesWindows:
+    """Windows of ``series`` at ``origins`` (W,) (the index of each window's first forecast
+    step): L = ``lookback`` steps before, H = ``horizon`` after. Steps past the series' end get
+    their timestamps (and calendar features) from the series' frequency and NaN targets, so the
+    last window may forecast the future."""
+    L, H = lookback, horizon
+    extra = max(0, int(origins.max()) + H - len(series)) if len(origins) else 0
+    time = (
+        series.time.append(future_times(series.time[-1], series.freq, extra))
+        if extra
+        else series.time
+    )
+    values = np.concatenate([series.values, np.full((extra, series.values.shape[1]), np.nan)])
+    features = calendar_features(time, calendar)  # (N + extra, K)
+    return SeriesWindows(
+        history=windows(values, origins, L, 0).astype(np.float32),  # (W, L, C)
+        past=windows(series.past, origins, L, 0).astype(np.float32),  # (W, L, P)
+        calendar=windows(features, origins, L, H).astype(np.float32),  # (W, L + H, K)
+        targets=windows(values, origins, 0, H).astype(np.float32),  # (W, H, C)
+    )
+
+
+# ----------------------------------------------------------------------------- a run's series facts
+
+
+@dataclass(frozen=True)
+class SeriesMeta:
+    """What a trained forecaster remembers about its series (``series.json`` in its run folder).
+
+    Attributes:
+        freq: pandas frequency. season: m. calendar: calendar feature names.
+        targets / past_covariates: column names. train_end: last timestamp of the training part.
+        target_scaler / past_scaler: the scalers fitted on the training part (None in files
+            written before rnnkit saved them; the weights carry them too).
+    """
+
+    freq: str
+    season: int
+    calendar: tuple[CalendarFeature, ...]
+    targets: tuple[str, ...]
+    past_covariates: tuple[str, ...]
+    train_end: str
+    target_scaler: ScalerStats | None = None
+    past_scaler: ScalerStats | None = None
+
+    def to_json(self) -> str:
+        """The JSON text of ``series.json``."""
+        raw: dict[str, Any] = {
+            "freq": self.freq,
+            "season": self.season,
+            "calendar": list(self.calendar),
+            "targets": list(self.targets),
+            "past_covariates": list(self.past_covariates),
+            "train_end": self.train_end,
+        }
+        if self.target_scaler is not None:
+            raw["target_scaler"] = self.target_scaler.to_dict()
+        if self.past_scaler is not None:
+            raw["past_scaler"] = self.past_scaler.to_dict()
+        return json.dumps(raw, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "series.json") -> SeriesMeta:
+        """Parse ``series.json`` text; a missing key or bad value is a :class:`SeriesError`."""
+        try:
+            raw = json.loads(text)
+            scalers = [
+                ScalerStats.from_dict(raw[key]) if key in raw else None
+                for key in ("target_scaler", "past_scaler")
+            ]
+            return cls(
+                freq=str(raw["freq"]),
+                season=int(raw["season"]),
+                calendar=tuple(raw["calendar"]),
+                targets=tuple(raw["targets"]),
+                past_covariates=tuple(raw["past_covariates"]),
+                train_end=str(raw["train_end"]),
+                target_scaler=scalers[0],
+                past_scaler=scalers[1],
+            )
+        except (ValueError, KeyError, TypeError) as err:
+            raise SeriesError(
+                f"{source}: not a valid series file ({type(err).__name__}: {err})"
+            ) from None

@@ -33,7 +33,8 @@ BASELINES: tuple[str, ...] = ("naive", "seasonal_naive", "drift", "ets")
 
 @dataclass(frozen=True)
 class BaselineForecast:
-    """A baseline's forecast: ``point`` (H,) and ``quantiles`` (H, Q) at ``levels`` (Q,)."""
+    """A baseline's forecast: ``point`` (H,) and ``quantiles`` (H, Q) at ``levels`` (Q,); for
+    several series (:func:`run_baselines_columns`) ``point`` (H, C) and ``quantiles`` (H, C, Q)."""
 
     point: np.ndarray
     quantiles: np.ndarray
@@ -177,3 +178,26 @@ def run_baselines(
         else:
             raise ValueError(f"unknown baseline '{name}'; valid baselines: {', '.join(BASELINES)}")
     return out
+
+
+def run_baselines_columns(
+    history: np.ndarray,
+    horizon: int,
+    season: int,
+    levels: Sequence[float],
+    names: Sequence[str] | None = None,
+) -> dict[str, BaselineForecast]:
+    """:func:`run_baselines` on each column of ``history`` (N, C) on its own; each forecast has
+    ``point`` (H, C) and ``quantiles`` (H, C, Q)."""
+    y = np.asarray(history, dtype=np.float64)
+    if y.ndim != 2:
+        raise ValueError(f"history must be (N, C), got shape {y.shape}")
+    columns = [run_baselines(y[:, c], horizon, season, levels, names) for c in range(y.shape[1])]
+    return {
+        name: BaselineForecast(
+            np.stack([column[name].point for column in columns], axis=1),  # (H, C)
+            np.stack([column[name].quantiles for column in columns], axis=1),  # (H, C, Q)
+            columns[0][name].levels,
+        )
+        for name in columns[0]
+    }

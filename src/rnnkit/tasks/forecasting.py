@@ -1,0 +1,680 @@
+"""The ``forecasting`` task: series to windows, the model factory, the loss, backtests, and its
+:class:`Predictor`; and the public functions :func:`forecast` and :func:`backtest`.
+
+Shapes: W windows, B batch, L lookback, H horizon, C target series, P past covariates, K calendar
+feature columns, Q quantile levels.
+
+Training reads ``data.path`` (or the built-in ``data.series``), splits it by time and trains on
+windows of the training part (:class:`~rnnkit.data.timeseries.TimeSplit`). :meth:`prepare` fits
+what the model needs from that part (frequency, season, calendar features, the scalers) once and
+saves it as ``series.json`` in the run folder; :meth:`ForecastingTask.build_model` and loading a
+run read only that file and the weights, so a run forecasts after its training data is gone.
+
+The model is :class:`~rnnkit.models.forecaster.Forecaster`; the distributions and the loss are in
+:mod:`rnnkit.nn.distributions`, the figures in :mod:`rnnkit.viz.forecast`.
+
+Order of the file: the ``data`` config, the batch and result types, the predictor (the task
+names it as a class attribute), the task, the public functions.
+
+Length: this file is longer than the 500 lines the house aims for, on purpose. It holds one
+concern, the task, and its parts use each other (the predictor and the public functions call
+the task's reading, forecasting and writing; the backtest is the task's ``evaluate``); about
+half of it is docstrings. The generic pieces have moved down already: reading, windows and
+``SeriesMeta`` to :mod:`rnnkit.data.timeseries`, per-column baselines to
+:mod:`rnnkit.models.baselines`, the figure to :mod:`rnnkit.viz.forecast`. Splitting the
+public functions off would leave users two modules to import one feature from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, NamedTuple
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import torch
+from pydantic import Field, field_validator, model_validator
+from torch import Tensor, nn
+
+from rnnkit.config import FrozenConfig
+from rnnkit.data.timeseries import (
+    BUILTIN_NAMES,
+    CalendarFeature,
+    FillGaps,
+    ScalerKind,
+    SeriesError,
+    SeriesMeta,
+    TimeSeries,
+    TimeSplit,
+    Transform,
+    auto_calendar,
+    fit_scaler,
+    future_times,
+    infer_season,
+    load_builtin,
+    read_series,
+    series_windows,
+    split_by_time,
+)
+from rnnkit.io import write_text_atomic
+from rnnkit.metrics.forecast import forecast_metrics, interval_pairs
+from rnnkit.models.baselines import run_baselines_columns
+from rnnkit.models.forecaster import Forecaster, ForecasterConfig
+from rnnkit.nn.distributions import forecast_loss, point_forecast
+from rnnkit.tasks.base import Option, Predictor, Report, StepOutput, Task, TaskError
+from rnnkit.tasks.run import Weights, load_run
+from rnnkit.viz.figures import save_png
+from rnnkit.viz.forecast import Interval, forecast_figure
+
+META_FILE = "series.json"
+"""The run folder's file of :class:`~rnnkit.data.timeseries.SeriesMeta`, written by prepare()."""
+
+
+class ForecastDataConfig(FrozenConfig):
+    """Data of the ``forecasting`` task (the ``data`` section).
+
+    Attributes:
+        path: CSV or Parquet file; or ``series``: a built-in series (one of the two).
+        time_column: the timestamps' column. target: one or more target columns.
+        past_covariates: numeric columns known only up to the present (encoder inputs).
+        calendar: calendar features (known in the future) from the time column, or ``auto``
+            (chosen from the frequency: month for monthly data, hour and day of week below daily).
+        freq: pandas frequency; inferred from the timestamps when null.
+        fill_gaps: ``interpolate`` fills missing timestamps and values linearly in time; ``none``
+            reports them as errors.
+        horizon: H, steps forecast at once (the longest horizon the model can predict).
+        lookback: L, steps the encoder reads.
+        season: the season length (MASE, seasonal naive); inferred from the frequency when null.
+        valid_size: final steps before the test part whose windows validate (0: validate on the
+            training windows).
+        test_size: final steps held out from training (default: the horizon).
+        scaler: per-series scaling fitted on the training part: standard, robust or none.
+        transform: ``log`` models log values (positive series only).
+    """
+
+    path: str | None = None
+    series: str | None = None
+    time_column: str = "time"
+    target: str | tuple[str, ...] = "value"
+    past_covariates: tuple[str, ...] = ()
+    calendar: tuple[CalendarFeature, ...] | Literal["auto"] = "auto"
+    freq: str | None = None
+    fill_gaps: FillGaps = "none"
+    horizon: int = Field(12, ge=1)
+    lookback: int = Field(24, ge=1)
+    season: int | None = Field(None, ge=1)
+    valid_size: int = Field(0, ge=0)
+    test_size: int | None = Field(None, ge=0)
+    scaler: ScalerKind = "robust"
+    transform: Transform = "none"
+
+    @field_validator("series")
+    @classmethod
+    def _builtin(cls, value: str | None) -> str | None:
+        if value is not None and value not in BUILTIN_NAMES:
+            raise ValueError(
+                f"unknown built-in series '{value}'; valid series: {', '.join(BUILTIN_NAMES)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ForecastDataConfig:
+        if (self.path is None) == (self.series is None):
+            raise ValueError("set exactly one of data.path and data.series")
+        return self
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The target columns as a tuple."""
+        return (self.target,) if isinstance(self.target, str) else tuple(self.target)
+
+    @property
+    def held_out(self) -> int:
+        """Steps held out for testing (``test_size``, default the horizon)."""
+        return self.horizon if self.test_size is None else self.test_size
+
+
+class ForecastBatch(NamedTuple):
+    """Windows of a series: history (B, L, C), past (B, L, P), calendar (B, L + H, K) and the
+    true future targets (B, H, C), all float32 and raw (unscaled)."""
+
+    history: Tensor
+    past: Tensor
+    calendar: Tensor
+    targets: Tensor
+
+
+@dataclass(frozen=True)
+class BacktestRequest:
+    """A series to backtest on (what :meth:`ForecastingTask.load_examples` returns)."""
+
+    series: TimeSeries
+    folds: int = 1
+    step: int | None = None
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    """A forecast of C series over H steps.
+
+    Attributes:
+        time: (H,) forecast timestamps. point: (H, C) medians. quantiles: (H, C, Q) at ``levels``.
+        targets: the C series' names. time_column: the name of the time column.
+        attention: (H, L) attention weights over the lookback (attention head), else None.
+        lookback_time: (L,) timestamps the model read.
+    """
+
+    time: pd.DatetimeIndex
+    point: np.ndarray
+    quantiles: np.ndarray
+    levels: tuple[float, ...]
+    targets: tuple[str, ...]
+    time_column: str
+    attention: np.ndarray | None
+    lookback_time: pd.DatetimeIndex
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per step: the time column, ``forecast``, ``lower_<p>``/``upper_<p>`` for each
+        central p % interval and ``q<level>`` for each quantile; columns are prefixed with
+        ``<target>_`` when there are several targets."""
+        columns: dict[str, Any] = {self.time_column: self.time}
+        for c, name in enumerate(self.targets):
+            prefix = f"{name}_" if len(self.targets) > 1 else ""
+            columns[f"{prefix}forecast"] = self.point[:, c]
+            for percent, i, j in interval_pairs(self.levels):
+                columns[f"{prefix}lower_{percent}"] = self.quantiles[:, c, i]
+                columns[f"{prefix}upper_{percent}"] = self.quantiles[:, c, j]
+            for k, q in enumerate(self.levels):
+                columns[f"{prefix}q{q:g}"] = self.quantiles[:, c, k]
+        return pd.DataFrame(columns)
+
+    def plot(self, path: Path, history: TimeSeries, actuals: TimeSeries | None = None) -> Path:
+        """Write a PNG of the last steps of ``history`` (4 horizons, at least the lookback), the
+        forecast, its intervals, ``actuals`` where known and the attention weights (atomically)."""
+        figure = forecast_figure(
+            names=self.targets,
+            history_time=history.time,
+            history=history.values,
+            time=self.time,
+            point=self.point,
+            intervals=[
+                Interval(percent, self.quantiles[..., i], self.quantiles[..., j])
+                for percent, i, j in interval_pairs(self.levels)
+            ],
+            actuals=None if actuals is None else (actuals.time, actuals.values),
+            attention=self.attention,
+            context=max(4 * len(self.time), len(self.lookback_time)),
+        )
+        return save_png(figure, path)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """One answer of :class:`ForecastPredictor`.
+
+    Attributes:
+        history: the series read from the input file. result: its forecast.
+        output: where :meth:`ForecastPredictor.write_files` writes the CSV (``--output``); when
+            set, :meth:`ForecastPredictor.format` prints nothing.
+    """
+
+    history: TimeSeries
+    result: ForecastResult
+    output: Path | None = None
+
+
+@dataclass
+class ForecastPredictor(Predictor[Path, Forecast]):
+    """Forecasts after history files: ``rnnkit predict RUN history.csv [--horizon H]
+    [--output CSV] [--plot PNG] [--actuals FILE]`` (``--data FILE`` is the INPUT's old name).
+
+    Inputs are history paths (:meth:`parse`); outputs :class:`Forecast`. ``options`` are the
+    task's :attr:`~ForecastingTask.predict_options` by name (None or missing: not given).
+    """
+
+    def parse(self, text: str) -> Path:
+        return Path(text.strip())
+
+    def _task(self) -> tuple[ForecastingTask, Forecaster]:
+        assert isinstance(self.task, ForecastingTask) and isinstance(self.model, Forecaster)
+        return self.task, self.model
+
+    def predict(self, inputs: Sequence[Path], options: Mapping[str, Any]) -> list[Forecast]:
+        """The forecast after each history file (the CLI adds ``--data FILE`` to the inputs:
+        :attr:`ForecastingTask.input_option`)."""
+        task, model = self._task()
+        paths = list(inputs)
+        if not paths:
+            raise TaskError("nothing to forecast: give a history file (CSV or Parquet)")
+        output = options.get("output")
+        if len(paths) > 1 and (output is not None or options.get("plot") is not None):
+            raise TaskError(f"--output and --plot take one history file, got {len(paths)}")
+        forecasts = []
+        for path in paths:
+            history = task.read(path, freq=task.meta().freq)
+            result = task.forecast_from(model, history, options.get("horizon"))
+            forecasts.append(Forecast(history, result, None if output is None else Path(output)))
+        return forecasts
+
+    def format(self, output: Forecast) -> str:
+        """The forecast as CSV (header and H rows), or "" when it goes to ``--output``."""
+        if output.output is not None:
+            return ""
+        text: str = output.result.to_frame().to_csv(index=False)
+        return text.rstrip("\n")
+
+    def to_json(self, inp: Path, output: Forecast) -> Any:
+        frame = output.result.to_frame()
+        frame[output.result.time_column] = frame[output.result.time_column].astype(str)
+        return {"input": str(inp), "output": frame.to_dict(orient="list")}
+
+    def write_files(
+        self, inputs: Sequence[Path], outputs: Sequence[Forecast], options: Mapping[str, Any]
+    ) -> list[Path]:
+        """The ``--output`` CSV and the ``--plot`` PNG (with ``--actuals``), atomically."""
+        task, _ = self._task()
+        files: list[Path] = []
+        for forecast in outputs:
+            files += task.write_forecast(
+                forecast.history,
+                forecast.result,
+                output=forecast.output,
+                plot=None if options.get("plot") is None else Path(options["plot"]),
+                actuals=options.get("actuals"),
+            )
+        return files
+
+
+class ForecastingTask(Task):
+    """Forecast the next ``data.horizon`` steps of one or more series from ``data.lookback``
+    steps, trained on windows of the training part (split by time, scaler fitted on it only)."""
+
+    name = "forecasting"
+    DataConfig: ClassVar[type[FrozenConfig]] = ForecastDataConfig
+    ModelConfig: ClassVar[type[FrozenConfig]] = ForecasterConfig
+    metric_names: ClassVar[tuple[str, ...]] = ("loss", "mae")
+    best_metric: ClassVar[tuple[str, Literal["min", "max"]]] = ("loss", "min")
+    evaluate_options: ClassVar[tuple[Option, ...]] = (
+        Option("folds", "--folds", int, "rolling-origin backtest folds (default 1)", "N"),
+    )
+    predict_options: ClassVar[tuple[Option, ...]] = (
+        Option("data", "--data", Path, "the history file, as the INPUT argument", "FILE"),
+        Option("horizon", "--horizon", int, "steps to forecast (default: the trained)", "H"),
+        Option("output", "--output", Path, "write the forecast here instead of printing", "CSV"),
+        Option("plot", "--plot", Path, "draw history, forecast and intervals", "PNG"),
+        Option("actuals", "--actuals", Path, "known future values for the plot", "FILE"),
+    )
+    input_option: ClassVar[str | None] = "data"
+    predictor: ClassVar[type[Predictor[Any, Any]]] = ForecastPredictor
+
+    _series: TimeSeries | None = None
+    _meta: SeriesMeta | None = None
+    _cache: dict[str, ForecastBatch] | None = None
+
+    @property
+    def data(self) -> ForecastDataConfig:
+        assert isinstance(self.config.data, ForecastDataConfig)
+        return self.config.data
+
+    @property
+    def model_config(self) -> ForecasterConfig:
+        assert isinstance(self.config.model, ForecasterConfig)
+        return self.config.model
+
+    # ------------------------------------------------------------------ data
+
+    def read(
+        self, source: str | Path | pd.DataFrame, freq: str | None = None, name: str = "data"
+    ) -> TimeSeries:
+        """Read and check a series with this config's columns from a file or a DataFrame
+        (``name`` is used in messages about a DataFrame)."""
+        d = self.data
+        return read_series(
+            source,
+            time_column=d.time_column,
+            targets=d.targets,
+            past_covariates=d.past_covariates,
+            freq=freq or d.freq,
+            fill_gaps=d.fill_gaps,
+            transform=d.transform,
+            name=name,
+        )
+
+    def series(self) -> TimeSeries:
+        """The training series (``data.path`` or ``data.series``), read once (training only)."""
+        if self._series is None:
+            d = self.data
+            if d.series is not None:
+                frame = load_builtin(d.series).rename(
+                    columns={"time": d.time_column, "value": d.targets[0]}
+                )
+                self._series = self.read(frame, name=d.series)
+            else:
+                assert d.path is not None
+                self._series = self.read(d.path)
+        return self._series
+
+    def split(self) -> TimeSplit:
+        """The split by time of the training series."""
+        d = self.data
+        return split_by_time(
+            len(self.series()),
+            lookback=d.lookback,
+            horizon=d.horizon,
+            valid_size=d.valid_size,
+            test_size=d.held_out,
+        )
+
+    def prepare(self) -> None:
+        """Resolve the series' facts and fit the scalers on the training part only; save them
+        as ``series.json`` in the run folder (in memory only when there is none)."""
+        d = self.data
+        series, split = self.series(), self.split()
+        train = slice(0, split.fit_end)
+        self._meta = SeriesMeta(
+            freq=series.freq,
+            season=d.season or infer_season(series.freq),
+            calendar=auto_calendar(series.freq) if d.calendar == "auto" else tuple(d.calendar),
+            targets=d.targets,
+            past_covariates=d.past_covariates,
+            train_end=str(series.time[split.fit_end - 1]),
+            target_scaler=fit_scaler(series.values[train], d.scaler, d.transform, "targets"),
+            past_scaler=fit_scaler(series.past[train], d.scaler, "none", "past covariates"),
+        )
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.run_dir / META_FILE, self._meta.to_json())
+
+    def meta(self) -> SeriesMeta:
+        """The run's series facts: from :meth:`prepare`, or read from the run's ``series.json``."""
+        if self._meta is None:
+            path = None if self.run_dir is None else self.run_dir / META_FILE
+            if path is None or not path.is_file():
+                where = "no run folder" if path is None else f"{path} is missing"
+                raise TaskError(
+                    f"forecasting: {where}; prepare() fits the series facts at training time"
+                )
+            self._meta = SeriesMeta.from_json(path.read_text(encoding="utf-8"), str(path))
+        return self._meta
+
+    def batch(self, series: TimeSeries, origins: np.ndarray) -> ForecastBatch:
+        """Windows of ``series`` at ``origins`` (W,) (index of each window's first forecast
+        step); steps past the series' end get calendar features and NaN targets."""
+        d = self.data
+        w = series_windows(series, origins, d.lookback, d.horizon, self.meta().calendar)
+        return ForecastBatch(*(torch.from_numpy(a) for a in w))
+
+    def _windows(self, part: Literal["train", "valid", "test"]) -> ForecastBatch:
+        if self._cache is None:
+            self._cache = {}
+        if part not in self._cache:
+            split = self.split()
+            origins = {
+                "train": split.train_origins,
+                "valid": split.valid_origins,
+                "test": split.test_origins,
+            }[part]()
+            if part == "valid" and len(origins) == 0:
+                origins = split.train_origins()  # valid_size 0: validate in-sample
+            self._cache[part] = self.batch(self.series(), origins)
+        return self._cache[part]
+
+    def _chunks(self, batch: ForecastBatch, order: Tensor) -> Iterator[ForecastBatch]:
+        size = self.config.train.batch_size
+        for start in range(0, len(order), size):
+            index = order[start : start + size]
+            yield ForecastBatch(*(t[index] for t in batch))
+
+    def train_batches(self, epoch: int) -> Iterator[ForecastBatch]:
+        batch = self._windows("train")
+        generator = _shuffle_generator(self.config.train.seed, epoch)
+        return self._chunks(batch, torch.randperm(len(batch.history), generator=generator))
+
+    def valid_batches(self) -> list[ForecastBatch]:
+        batch = self._windows("valid")
+        return list(self._chunks(batch, torch.arange(len(batch.history))))
+
+    def test_batches(self) -> list[ForecastBatch]:
+        """Non-overlapping windows of the held-out test part (empty when test_size < horizon)."""
+        batch = self._windows("test")
+        return list(self._chunks(batch, torch.arange(len(batch.history))))
+
+    # ------------------------------------------------------------------ model and loss
+
+    def build_model(self) -> Forecaster:
+        """A fresh :class:`Forecaster` for the config and ``series.json`` (no data is read)."""
+        d, meta = self.data, self.meta()
+        model = Forecaster(
+            self.model_config,
+            targets=len(d.targets),
+            past=len(d.past_covariates),
+            calendar=2 * len(meta.calendar),
+            lookback=d.lookback,
+            horizon=d.horizon,
+            season=meta.season,
+            log=d.transform == "log",
+        )
+        if meta.target_scaler is not None:  # None in older runs: the weights carry the buffers
+            model.set_scaling(meta.target_scaler, meta.past_scaler)
+        return model
+
+    def step(self, model: nn.Module, batch: ForecastBatch, state: Any = None) -> StepOutput:
+        """Loss (pinball or NLL, normalised units, mean over members) and the point MAE."""
+        assert isinstance(model, Forecaster)
+        teacher = batch.targets if model.training else None
+        out = model(batch.history, batch.calendar, batch.past, targets=teacher)
+        target = model.normalize(batch.targets, out.level)  # (B, H, C)
+        likelihood = self.model_config.likelihood
+        loss = forecast_loss(out.params, target, likelihood, model.levels)
+        point = point_forecast(out.params.detach(), likelihood, model.levels).mean(0)
+        return StepOutput(
+            loss=loss,
+            metrics={"mae": (point - target).abs().mean()},
+            num_tokens=int(target.numel()),
+        )
+
+    # ------------------------------------------------------------------ forecasting
+
+    def forecast_from(
+        self,
+        model: Forecaster,
+        series: TimeSeries,
+        horizon: int | None = None,
+        origin: int | None = None,
+    ) -> ForecastResult:
+        """Forecast ``horizon`` steps (default ``data.horizon``) after ``series[:origin]``
+        (default: after its end)."""
+        d = self.data
+        horizon = d.horizon if horizon is None else horizon
+        if horizon > d.horizon:
+            raise ValueError(
+                f"horizon {horizon} is longer than the model was trained for "
+                f"(data.horizon = {d.horizon})"
+            )
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        origin = len(series) if origin is None else origin
+        if origin < d.lookback:
+            raise SeriesError(
+                f"{series.source}: too few rows: {origin} rows of history, the model reads "
+                f"lookback {d.lookback}"
+            )
+        batch = self.batch(series, np.array([origin]))
+        model.eval()
+        with torch.no_grad():
+            point, quantiles, attention = model.predict(
+                batch.history, batch.calendar, batch.past if model.P else None
+            )
+        return ForecastResult(
+            time=future_times(series.time[origin - 1], self.meta().freq, horizon),
+            point=point[0, :horizon].double().numpy(),  # (H, C)
+            quantiles=quantiles[0, :horizon].double().numpy(),  # (H, C, Q)
+            levels=model.levels,
+            targets=d.targets,
+            time_column=d.time_column,
+            attention=None if attention is None else attention[0, :horizon].double().numpy(),
+            lookback_time=series.time[origin - d.lookback : origin],
+        )
+
+    def backtest_series(
+        self,
+        model: Forecaster,
+        series: TimeSeries,
+        folds: int = 1,
+        step: int | None = None,
+        baselines: Sequence[str] | None = None,
+    ) -> dict[str, float]:
+        """Rolling-origin backtest of a trained model (no refitting) next to the baselines.
+
+        The last fold forecasts the final ``data.horizon`` steps of ``series``; each earlier one
+        starts ``step`` (default: the horizon) steps before. Every metric is averaged over the
+        folds; baselines see the same history and are reported as ``<baseline>.<metric>``.
+        """
+        H, season = self.data.horizon, self.meta().season
+        step = H if step is None else step
+        if folds < 1 or step < 1:
+            raise ValueError(f"folds and step must be >= 1, got folds={folds}, step={step}")
+        first = len(series) - H - (folds - 1) * step
+        need = max(self.data.lookback, season + 1)
+        if first < need:
+            raise SeriesError(
+                f"{series.source}: too few rows for {folds} fold(s) of horizon {H}: the first "
+                f"origin would be row {first + 1}, but {need} rows of history are needed"
+            )
+        results: list[dict[str, float]] = []
+        for k in range(folds):
+            origin = first + k * step
+            actual = series.values[origin : origin + H]  # (H, C)
+            history = series.values[:origin]  # (N, C)
+            result = self.forecast_from(model, series, H, origin)
+            fold = forecast_metrics(
+                actual, result.point, result.quantiles, model.levels, history, season
+            )
+            others = run_baselines_columns(history, H, season, model.levels, baselines)
+            for name, b in others.items():
+                scores = forecast_metrics(actual, b.point, b.quantiles, b.levels, history, season)
+                fold.update({f"{name}.{key}": value for key, value in scores.items()})
+            results.append(fold)
+        summary = {key: float(np.mean([r[key] for r in results])) for key in results[0]}
+        return {"folds": float(folds), "horizon": float(H), **summary}
+
+    def write_forecast(
+        self,
+        history: TimeSeries,
+        result: ForecastResult,
+        *,
+        output: Path | None = None,
+        plot: Path | None = None,
+        actuals: str | Path | pd.DataFrame | None = None,
+    ) -> list[Path]:
+        """Write ``result`` as CSV to ``output`` and/or its figure to ``plot`` (atomically),
+        with ``actuals`` (a table of true values) in the figure; returns the files written."""
+        files = []
+        if output is not None:
+            write_text_atomic(output, result.to_frame().to_csv(index=False))
+            files.append(output)
+        if plot is not None:
+            truth = None if actuals is None else self.read(actuals, freq=self.meta().freq)
+            files.append(result.plot(plot, history, truth))
+        return files
+
+    # ------------------------------------------------------------------ the CLI's verbs
+
+    def load_examples(self, path: Path) -> list[BacktestRequest]:
+        return [BacktestRequest(self.read(path, freq=self.meta().freq))]
+
+    def evaluate(self, model: nn.Module, batches: Iterable[Any]) -> dict[str, float]:
+        """Validation loss on windows, or a backtest with baselines on :class:`BacktestRequest`."""
+        items = list(batches)
+        if items and all(isinstance(b, BacktestRequest) for b in items):
+            assert isinstance(model, Forecaster)
+            summaries = [self.backtest_series(model, b.series, b.folds, b.step) for b in items]
+            return {k: float(np.mean([s[k] for s in summaries])) for k in summaries[0]}
+        return super().evaluate(model, items)
+
+    def evaluate_file(self, model: nn.Module, path: Path, options: Mapping[str, Any]) -> Report:
+        """``rnnkit evaluate``: the backtest of ``path`` with ``--folds`` folds (default 1)."""
+        assert isinstance(model, Forecaster)
+        folds = options.get("folds")
+        series = self.read(path, freq=self.meta().freq)
+        return Report(self.backtest_series(model, series, 1 if folds is None else folds))
+
+
+def _shuffle_generator(seed: int, epoch: int) -> torch.Generator:
+    """The training order's generator, seeded from (seed, epoch) alone (as the generated tasks'
+    ``epoch_generator(seed, epoch, "train")``), so a resumed run sees the same batches."""
+    digest = hashlib.sha256(f"{seed}:{epoch}:train".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+
+
+# ============================================================================ public functions
+
+
+def _load(run_dir: str | Path, weights: Weights) -> tuple[ForecastingTask, Forecaster]:
+    run = load_run(Path(run_dir), weights)
+    if not isinstance(run.task, ForecastingTask) or not isinstance(run.model, Forecaster):
+        raise TaskError(f"{run_dir}: not a forecasting run (task '{run.config.task}')")
+    return run.task, run.model
+
+
+def forecast(
+    run_dir: str | Path,
+    history: str | Path | pd.DataFrame,
+    horizon: int | None = None,
+    *,
+    output: str | Path | None = None,
+    plot: str | Path | None = None,
+    actuals: str | Path | pd.DataFrame | None = None,
+    weights: Weights = "best",
+) -> pd.DataFrame:
+    """Forecast the ``horizon`` steps after the end of ``history`` with a trained run.
+
+    Args:
+        run_dir: the run folder.
+        history: CSV/Parquet file or DataFrame with the run's time, target and covariate
+            columns; it may be longer than the training data (the model reads its last
+            ``data.lookback`` rows).
+        horizon: steps to forecast, at most the trained ``data.horizon`` (the default).
+        output: write the forecast table there as CSV (atomically).
+        plot: write a PNG of history, forecast, intervals (and attention weights) there.
+        actuals: optional table of true values to draw in the plot where they overlap.
+        weights: ``best`` (on validation) or ``final``.
+
+    Returns:
+        The forecast table (H rows, see :meth:`ForecastResult.to_frame`); timestamps continue
+        the history's frequency.
+    """
+    task, model = _load(run_dir, weights)
+    series = task.read(history, freq=task.meta().freq)
+    result = task.forecast_from(model, series, horizon)
+    task.write_forecast(
+        series,
+        result,
+        output=None if output is None else Path(output),
+        plot=None if plot is None else Path(plot),
+        actuals=actuals,
+    )
+    return result.to_frame()
+
+
+def backtest(
+    run_dir: str | Path,
+    data: str | Path | pd.DataFrame,
+    folds: int = 1,
+    *,
+    step: int | None = None,
+    baselines: Sequence[str] | None = None,
+    weights: Weights = "best",
+) -> dict[str, float]:
+    """Rolling-origin backtest of a trained run on a series, with the baselines side by side.
+
+    See :meth:`ForecastingTask.backtest_series`; keys are ``folds``, ``horizon``, ``mae``,
+    ``rmse``, ``smape``, ``mase``, ``pinball``, ``coverage_<p>`` and ``<baseline>.<metric>`` for
+    ``naive``, ``seasonal_naive``, ``drift`` and ``ets`` (when statsmodels is installed).
+    """
+    task, model = _load(run_dir, weights)
+    series = task.read(data, freq=task.meta().freq)
+    return task.backtest_series(model, series, folds, step, baselines)
