@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from rnnkit.nn import GRU, LSTM, RNN
+from rnnkit.nn import make_layer
 
 B, T, I, H = 64, 50, 256, 512  # noqa: E741 (I: input features)
 MIN_LEN, MAX_LEN = 5, 50
@@ -91,11 +91,10 @@ def time_rounds(
 
 def bench_kind(kind: str, warmup: int, repeats: int, peak: float) -> None:
     torch.manual_seed(0)
-    ours_cls = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}[kind]
     ref_cls = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "RNN": torch.nn.RNN}[kind]
     ref = ref_cls(I, H, batch_first=True)
-    fused = ours_cls(I, H, backend="fused")
-    explicit = ours_cls(I, H, backend="explicit")
+    fused = make_layer(kind.lower(), I, H, backend="fused")
+    explicit = make_layer(kind.lower(), I, H, backend="explicit")
     fused.load_state_dict(ref.state_dict())
     explicit.load_state_dict(ref.state_dict())
     x = torch.randn(B, T, I, requires_grad=True)

@@ -141,7 +141,7 @@ def test_config_validation_names_the_field() -> None:
         SequenceClassifierConfig(embedding_size=0)
     with pytest.raises(ValidationError, match=r"Extra inputs are not permitted"):
         SequenceRegressorConfig(embedding_size=3)  # type: ignore[call-arg]
-    with pytest.raises(ValidationError, match=r"Input should be 'rnn', 'lstm' or 'gru'"):
+    with pytest.raises(ValidationError, match=r"Input should be 'gru', 'lstm' or 'rnn'"):
         SequenceRegressorConfig(cell="transformer")
 
 

@@ -13,13 +13,10 @@ from torch import Tensor
 from torch.testing import assert_close
 
 from rnnkit.config import ConfigError, build_section
-from rnnkit.models.seq2seq import (
-    DecoderState,
-    EncoderOutput,
-    Seq2Seq,
-    Seq2SeqConfig,
-    reverse_padded,
-)
+from rnnkit.decoding import greedy_search
+from rnnkit.models.seq2seq import DecoderState, EncoderOutput, Seq2Seq, Seq2SeqConfig
+from rnnkit.nn.decoder import bahdanau_step, luong_step
+from rnnkit.nn.padding import reverse_padded
 
 PAD, BOS, EOS = 0, 1, 2
 V, S, B = 11, 7, 3
@@ -61,75 +58,75 @@ def random_batch(seed: int = 0, lengths: tuple[int, ...] = (7, 4, 2)) -> tuple[T
     return batch(sources, [s[::-1] for s in sources])
 
 
-# ---------------------------------------------------------------------------- a textbook reference
+# ------------------------------------------------------------------- the reference step (nn.decoder)
 
 
-def reference_forward(model: Seq2Seq, src: Tensor, lengths: Tensor, tgt_in: Tensor) -> Tensor:
-    """The module docstring's equations written plainly with the cell modules: logits (B, T, V).
-
-    Shares no code with the model's hoisted step: the cells are called on concatenated inputs,
-    the attention module on the raw encoder states, the output layer on each step's terms.
-    """
-    cfg = model.config
-    assert not cfg.reverse_source
-    emb = model.src_embed(src)  # (B, S, E)
-    states, final = model.encoder(emb, lengths=lengths)  # (B, S, De)
-    h_n, c_n = final if isinstance(final, tuple) else (final, None)  # (L*D, B, H)
-    mask = torch.arange(src.shape[1])[None] < lengths[:, None]  # (B, S)
-
-    def per_layer(state: Tensor) -> list[Tensor]:
-        if cfg.bidirectional_encoder:  # forward and backward side by side, then the bridge
-            return [
-                torch.cat([state[2 * layer], state[2 * layer + 1]], dim=-1)
-                for layer in range(cfg.num_layers)
-            ]
-        return [state[layer] for layer in range(cfg.num_layers)]
-
-    top = per_layer(h_n)[-1]  # (B, De), h_T
-    hs = per_layer(h_n)
-    cs = per_layer(c_n) if c_n is not None else None
-    if model.bridge is not None:
-        hs = [torch.tanh(model.bridge(h)) for h in hs]
-        if cs is not None and model.bridge_cell is not None:
-            cs = [torch.tanh(model.bridge_cell(c)) for c in cs]
-    feed = torch.zeros(src.shape[0], cfg.embedding_size)  # o_0 for input feeding
-    logits = []
+def reference_logits(model: Seq2Seq, memory: EncoderOutput, tgt_in: Tensor) -> Tensor:
+    """The lecture's step of :mod:`rnnkit.nn.decoder`, called once per position: (B, T, V)."""
+    layers, state, logits = model.decoder_layers, memory.init_state, []
     for t in range(tgt_in.shape[1]):
-        e = model.tgt_embed(tgt_in[:, t])  # (B, E)
-        if cfg.attention == "none":
-            context = top
-            x = torch.cat([e, context], dim=-1)
-        elif cfg.attention == "additive":
-            assert model.attention is not None
-            context, _ = model.attention(hs[-1], states, mask=mask)  # query s_{t-1}
-            x = torch.cat([e, context], dim=-1)
+        x_t = model.dropout(model.tgt_embed(tgt_in[:, t]))  # (B, E)
+        if model.luong:
+            step = luong_step(layers, x_t, state, memory.states, memory.mask)
         else:
-            x = torch.cat([e, feed], dim=-1)
-        for layer, cell in enumerate(model.decoder_cells):
-            if cs is not None:
-                hs[layer], cs[layer] = cell(x, (hs[layer], cs[layer]))
-            else:
-                hs[layer] = cell(x, hs[layer])
-            x = hs[layer]
-        if cfg.attention in ("dot", "general"):
-            assert model.attention is not None
-            context, _ = model.attention(hs[-1], states, mask=mask)  # query s_t
-        o = torch.tanh(
-            model.out_state(hs[-1]) + model.out_context(context) + model.out_embed(e)
-        )  # (B, E)
-        feed = o
-        logits.append(model.output(o))  # (B, V)
-    return torch.stack(logits, dim=1)  # (B, T, V)
+            step = bahdanau_step(layers, x_t, state, memory.states, memory.mask, memory.context)
+        logits.append(step.logits)
+        state = step.state
+    return torch.stack(logits, dim=1)
+
+
+def textbook_init_state(model: Seq2Seq, src: Tensor, lengths: Tensor) -> list[Tensor]:
+    """s_0 (and the LSTM's c_0) per layer, from the encoder's final state and the bridge."""
+    cfg = model.config
+    _, final = model.encoder(model.src_embed(src), lengths=lengths)
+    parts = final if isinstance(final, tuple) else (final,)  # each (L*D, B, He)
+    D = 2 if cfg.bidirectional_encoder else 1
+    out = []
+    for part, bridge in zip(parts, (model.bridge, model.bridge_cell), strict=False):
+        for layer in range(cfg.num_layers):
+            h = torch.cat([part[D * layer + d] for d in range(D)], dim=-1)  # (B, De), fwd; bwd
+            out.append(torch.tanh(bridge(h)) if bridge is not None else h)
+    return out
+
+
+@pytest.mark.parametrize("bidirectional", [True, False], ids=["bi", "uni"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_encode_init_state_is_the_bridged_final_state(cell: str, bidirectional: bool) -> None:
+    model = tiny(cell, "additive", num_layers=2, bidirectional_encoder=bidirectional)
+    src, lengths, _, _ = random_batch()
+    init = model.encode(src, lengths).init_state
+    layers = [*init.hidden, *(() if init.cell is None else init.cell)]
+    assert_close(layers, textbook_init_state(model, src, lengths))
+
+
+def gradients(model: Seq2Seq, output: Tensor, probe: Tensor) -> list[Tensor]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    return list(torch.autograd.grad((output * probe).sum(), params, retain_graph=True))
 
 
 @pytest.mark.parametrize(("cell", "attention"), COMBOS)
-def test_matches_textbook_reference(cell: str, attention: str) -> None:
-    model = tiny(cell, attention, num_layers=2)
+def test_fast_path_equals_the_reference_step(cell: str, attention: str) -> None:
+    """forward (hoisted, fused) and step equal nn.decoder's lecture step: outputs and gradients."""
+    model = tiny(cell, attention, num_layers=2).double()
     src, lengths, tgt_in, _ = random_batch()
-    with torch.no_grad():
-        assert_close(
-            model(src, lengths, tgt_in).logits, reference_forward(model, src, lengths, tgt_in)
-        )
+    reference = reference_logits(model, model.encode(src, lengths), tgt_in)  # (B, T, V)
+    probe = torch.randn_like(reference)
+    reference_grads = gradients(model, reference, probe)
+
+    fast = model(src, lengths, tgt_in)
+    assert_close(fast.logits, reference, atol=1e-5, rtol=1e-5)
+    assert_close(gradients(model, fast.logits, probe), reference_grads, atol=1e-5, rtol=1e-5)
+
+    memory = model.encode(src, lengths)
+    state, log_probs = memory.init_state, []
+    for t in range(tgt_in.shape[1]):
+        step = model.step(tgt_in[:, t], state, memory)
+        log_probs.append(step.log_probs)
+        state = step.state
+    stepped = torch.stack(log_probs, dim=1)  # (B, T, V)
+    assert_close(stepped, torch.log_softmax(reference, -1), atol=1e-5, rtol=1e-5)
+    reference_grads = gradients(model, torch.log_softmax(reference, -1), probe)
+    assert_close(gradients(model, stepped, probe), reference_grads, atol=1e-5, rtol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------- shapes
@@ -183,15 +180,15 @@ def test_padded_batch_equals_each_example_alone(cell: str, attention: str) -> No
 
 
 @pytest.mark.parametrize(("cell", "attention"), COMBOS)
-def test_forward_equals_decode_step_calls(cell: str, attention: str) -> None:
+def test_forward_equals_step_calls(cell: str, attention: str) -> None:
     model = tiny(cell, attention, num_layers=2)
     src, lengths, tgt_in, _ = random_batch(seed=2)
     out = model(src, lengths, tgt_in)
     enc = model.encode(src, lengths)
     state = enc.init_state
     for t in range(tgt_in.shape[1]):
-        step = model.decode_step(tgt_in[:, t], state, enc)
-        assert_close(step.logits, out.logits[:, t])
+        step = model.step(tgt_in[:, t], state, enc)
+        assert_close(step.log_probs, torch.log_softmax(out.logits[:, t], -1))
         if out.attention is None:
             assert step.attention is None
         else:
@@ -235,14 +232,18 @@ def test_index_select_reorders_encoding_and_state() -> None:
         index = torch.tensor([2, 0, 0, 1])
         picked = enc.index_select(index)
         assert isinstance(picked, EncoderOutput)
-        first = model.decode_step(tgt_in[:, 0], enc.init_state, enc)
-        first_picked = model.decode_step(tgt_in[index, 0], picked.init_state, picked)
-        assert_close(first_picked.logits, first.logits[index])
+        for field, tensor in zip(enc._fields, enc, strict=True):
+            if isinstance(tensor, Tensor):
+                assert_close(getattr(picked, field), tensor[index], msg=field)
+        assert picked.lengths.tolist() == [2, 7, 7, 4]
+        first = model.step(tgt_in[:, 0], enc.init_state, enc)
+        first_picked = model.step(tgt_in[index, 0], picked.init_state, picked)
+        assert_close(first_picked.log_probs, first.log_probs[index])
         state = first.state.index_select(index)
         assert isinstance(state, DecoderState)
-        second = model.decode_step(tgt_in[:, 1], first.state, enc)
-        second_picked = model.decode_step(tgt_in[index, 1], state, picked)
-        assert_close(second_picked.logits, second.logits[index])
+        second = model.step(tgt_in[:, 1], first.state, enc)
+        second_picked = model.step(tgt_in[index, 1], state, picked)
+        assert_close(second_picked.log_probs, second.log_probs[index])
 
 
 def test_tied_embeddings_share_the_matrix() -> None:
@@ -308,39 +309,38 @@ def train_reverse(model: Seq2Seq, steps: int) -> tuple[float, tuple[Tensor, ...]
     ("cell", "attention"),
     [("lstm", a) for a in ATTENTIONS] + [("rnn", "additive"), ("gru", "additive")],
 )
-def test_overfits_a_few_pairs_and_greedy_reproduces_them(cell: str, attention: str) -> None:
+def test_overfits_a_few_pairs_and_greedy_search_reproduces_them(cell: str, attention: str) -> None:
     model = tiny(cell, attention)
     accuracy, (src, lengths, _, tgt_out) = train_reverse(model, steps=400)
     assert accuracy == 1.0
-    tokens, weights = model.greedy(src, lengths, max_len=S + 3)
-    # Greedy output is each target followed by eos, then padding.
-    assert tokens.shape == (6, S + 1)
-    assert torch.equal(tokens, tgt_out)
-    if weights is not None:
-        assert weights.shape == (6, S + 1, S)
-        # Rows of produced tokens sum to 1; rows after eos are zero.
-        assert_close(weights.sum(-1), (tgt_out != PAD).float())
+    hypotheses = greedy_search(model, model.encode(src, lengths), max_len_a=0.0, max_len_b=S + 3)
+    for b, (best,) in enumerate(hypotheses):
+        target = tgt_out[b][tgt_out[b] != PAD].tolist()  # the target, then eos
+        assert best.ended and best.tokens == target[:-1]
+        if attention == "none":
+            assert best.attention is None
+        else:
+            assert best.attention is not None
+            assert best.attention.shape == (len(target), int(lengths[b]))
+            assert_close(best.attention.sum(-1), torch.ones(len(target)))
 
 
 @pytest.mark.parametrize("attention", ATTENTIONS)
-def test_greedy_matches_argmax_of_teacher_forcing_on_its_own_output(attention: str) -> None:
+def test_greedy_search_matches_argmax_of_teacher_forcing_on_its_own_output(attention: str) -> None:
     model = tiny("gru", attention)
     src, lengths, _, _ = random_batch(seed=8)
-    tokens, weights = model.greedy(src, lengths, max_len=9)
-    assert 1 <= tokens.shape[1] <= 9
-    tgt_in = torch.cat([torch.full((B, 1), BOS), tokens[:, :-1]], dim=1)  # (B, T')
-    out = model(src, lengths, tgt_in)
-    ended = (tokens == EOS).long().cumsum(1)
-    produced = (ended == 0) | ((ended == 1) & (tokens == EOS))  # up to and including eos
-    assert torch.equal(out.logits.argmax(-1)[produced], tokens[produced])
-    assert bool((tokens[~produced] == PAD).all())
-    if weights is not None:
-        assert out.attention is not None
-        assert_close(weights[produced], out.attention[produced])
-        assert bool((weights[~produced] == 0).all())
-    # Rows that stop early are padded; decoding stops when every row has ended.
-    if tokens.shape[1] < 9:
-        assert bool((tokens == EOS).any(1).all())
+    hypotheses = greedy_search(model, model.encode(src, lengths), max_len_a=0.0, max_len_b=9)
+    for b, (best,) in enumerate(hypotheses):
+        produced = [*best.tokens, EOS] if best.ended else best.tokens
+        assert 1 <= len(produced) <= 9
+        n = int(lengths[b])
+        tgt_in = torch.tensor([[BOS, *produced[:-1]]])  # (1, T')
+        out = model(src[b : b + 1, :n], lengths[b : b + 1], tgt_in)
+        logits = out.logits[0].index_fill(1, torch.tensor([PAD, BOS]), float("-inf"))  # never made
+        assert logits.argmax(-1).tolist() == produced
+        if best.attention is not None:
+            assert out.attention is not None
+            assert_close(best.attention, out.attention[0])
 
 
 # ----------------------------------------------------- encoder size and scheduled sampling
@@ -355,7 +355,10 @@ def test_half_size_bidirectional_encoder_needs_no_bridge(attention: str) -> None
     enc = model.encode(src, lengths)
     assert enc.states.shape == (3, S, 32)
     assert enc.init_state.hidden.shape == (1, 3, 32)
-    assert_close(model(src, lengths, tgt_in).logits, reference_forward(model, src, lengths, tgt_in))
+    assert_close(
+        model(src, lengths, tgt_in).logits,
+        reference_logits(model, model.encode(src, lengths), tgt_in),
+    )
 
 
 def test_sampling_rate_zero_is_teacher_forcing_and_one_feeds_back_samples() -> None:
@@ -376,6 +379,22 @@ def test_sampling_rate_zero_is_teacher_forcing_and_one_feeds_back_samples() -> N
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     with pytest.raises(ValueError, match=r"sampling_rate must be in \[0, 1\], got 1.5"):
         model(src, lengths, tgt_in, sampling_rate=1.5)
+
+
+def test_scheduled_sampling_never_feeds_pad_or_bos() -> None:
+    """Decoding never produces pad or bos, so scheduled sampling must not feed them either."""
+    model = tiny("gru", "additive")
+    with torch.no_grad():  # make pad and bos by far the model's likeliest tokens
+        model.output.bias[PAD] += 20.0
+        model.output.bias[BOS] += 20.0
+    fed: list[Tensor] = []
+    model.tgt_embed.register_forward_hook(lambda _m, inputs, _out: fed.append(inputs[0]))
+    src, lengths, tgt_in, _ = random_batch()
+    torch.manual_seed(0)
+    model(src, lengths, tgt_in, sampling_rate=1.0)
+    assert len(fed) == tgt_in.shape[1]  # one embedding call per step
+    sampled = torch.stack(fed[1:])  # (T - 1, B), every input after bos was sampled
+    assert not bool(torch.isin(sampled, torch.tensor([PAD, BOS])).any())
 
 
 # ---------------------------------------------------------------------------------------- errors
@@ -423,10 +442,8 @@ def test_model_errors() -> None:
     ):
         model(src, lengths, tgt_in[:2])
     enc = model.encode(src, lengths)
-    with pytest.raises(ValueError, match=r"prev_tokens must have shape \(3,\), got \(3, 1\)"):
-        model.decode_step(tgt_in[:, :1], enc.init_state, enc)
-    with pytest.raises(ValueError, match=r"max_len must be at least 1, got 0"):
-        model.greedy(src, lengths, max_len=0)
+    with pytest.raises(ValueError, match=r"tokens must have shape \(3,\), got \(3, 1\)"):
+        model.step(tgt_in[:, :1], enc.init_state, enc)
     config = Seq2SeqConfig(hidden_size=8)
     with pytest.raises(ValueError, match=r"eos_id=11 is not a target token id"):
         Seq2Seq(config, V, V, eos_id=11)

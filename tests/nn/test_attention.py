@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.func import functional_call
 from torch.testing import assert_close
 
-from rnnkit.nn.attention import Attention
+from rnnkit.nn.attention import Attention, check_mask
 
 B, TQ, S, DQ, DK, DV, HA = 3, 4, 5, 7, 6, 2, 8
 GRID_H, GRID_W = 2, 3
@@ -247,7 +247,45 @@ def test_forward_errors() -> None:
         attn(q, k, v, mask=mask[:, :4])
     with pytest.raises(ValueError, match=r"projected_keys must have shape \(3, 5, 8\)"):
         attn(q, k, v, mask=mask, projected_keys=k)
+
+
+def test_check_mask_once_per_batch() -> None:
+    mask = lengths_mask([5, 3, 1], S)
+    assert check_mask(mask) is mask
+    grid = torch.ones(B, GRID_H, GRID_W, dtype=torch.bool)
+    assert check_mask(grid) is grid
     empty = mask.clone()
     empty[1] = False
-    with pytest.raises(ValueError, match=r"mask has no real position for some example"):
-        attn(q, k, v, mask=empty)
+    with pytest.raises(ValueError, match=r"^mask has no real position for some example; cannot at"):
+        check_mask(empty)
+    with pytest.raises(ValueError, match=r"mask must be a bool tensor \(True = real\), got "):
+        check_mask(mask.long())
+    with pytest.raises(ValueError, match=r"mask must be \(B, S\) or \(B, H, W\), got shape \(5\)"):
+        check_mask(mask[0])
+
+
+def no_host_sync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every tensor-to-Python conversion (a host sync on an accelerator) raise."""
+
+    def sync(self: Tensor, *args: object) -> object:
+        raise AssertionError("host sync in Attention.forward")
+
+    for name in ("__bool__", "item", "tolist", "__int__", "__float__", "__index__"):
+        monkeypatch.setattr(Tensor, name, sync)
+
+
+@pytest.mark.parametrize("single", [True, False], ids=["one_query", "tq_queries"])
+@pytest.mark.parametrize("score", SCORES)
+def test_forward_makes_no_host_sync(
+    score: str, single: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decoder calls forward at every step: it must not read a tensor's value on the host."""
+    attn = make(score)
+    q, k, v, mask = inputs(attn)
+    query = q[:, 0] if single else q
+    projected = attn.project_keys(k)
+    expected = attn(query, k, v, mask=mask, projected_keys=projected)
+    no_host_sync(monkeypatch)
+    got = attn(query, k, v, mask=mask, projected_keys=projected)
+    monkeypatch.undo()
+    assert_close(got, expected)

@@ -11,7 +11,8 @@ from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.nn import GRU, LSTM, RNN
-from rnnkit.nn.recurrent import BACKENDS, plan_chunks
+from rnnkit.nn._chunks import plan_chunks
+from rnnkit.nn.recurrent import BACKENDS
 
 B, T, E, H = 3, 5, 4, 7
 ATOL = RTOL = 1e-5
@@ -355,3 +356,123 @@ def test_all_lengths_full_equals_no_lengths() -> None:
         ours, _ = make_pair("lstm", 2, bidirectional, backend)
         x = torch.randn(B, T, E)
         torch.testing.assert_close(ours(x, torch.full((B,), T)), ours(x))
+
+
+# -------------------------------------------------------------- padding values and the train flag
+
+
+@pytest.mark.parametrize("fill", [float("nan"), 1e5], ids=["nan", "1e5"])
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_padding_values_never_change_outputs_states_or_gradients(
+    kind: str, bidirectional: bool, backend: str, fill: float
+) -> None:
+    """NaN or huge padding gives the clean-padding run's outputs, final state and gradients."""
+    ours, _ = make_pair(kind, 2, bidirectional, backend)
+    lengths = torch.tensor([3, 5, 1])
+    padded = torch.arange(T) >= lengths.unsqueeze(1)  # (B, T)
+    x = torch.randn(B, T, E)
+    probe: list[Tensor] = []
+
+    def run(value: float) -> tuple[Tensor, list[Tensor], Tensor, list[Tensor]]:
+        inp = x.clone()
+        inp[padded] = value
+        inp.requires_grad_(True)
+        ours.zero_grad()
+        out, final = ours(inp, lengths)
+        if not probe:
+            probe.extend(torch.randn_like(p) for p in [out, *state_tensors(final)])
+        loss_of(out, final, probe).backward()
+        assert inp.grad is not None
+        grads = [p.grad.clone() for p in ours.parameters() if p.grad is not None]
+        return out, state_tensors(final), inp.grad, grads
+
+    out, final, x_grad, grads = run(0.0)
+    dirty_out, dirty_final, dirty_x_grad, dirty_grads = run(fill)
+    torch.testing.assert_close(dirty_out, out, atol=ATOL, rtol=RTOL)
+    assert torch.all(dirty_out[padded] == 0)
+    torch.testing.assert_close(dirty_final, final, atol=ATOL, rtol=RTOL)  # h and the LSTM's c
+    torch.testing.assert_close(dirty_x_grad[~padded], x_grad[~padded], atol=ATOL, rtol=RTOL)
+    assert torch.all(dirty_x_grad[padded] == 0)
+    assert len(dirty_grads) == len(grads) == len(list(ours.parameters()))
+    torch.testing.assert_close(dirty_grads, grads, atol=ATOL, rtol=RTOL)
+
+
+KERNELS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+
+
+def spy_on_train_flags(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record the ``train`` argument (the 7th) of every call of torch's fused RNN kernels."""
+    flags: list[bool] = []
+    for name in KERNELS:
+        kernel = getattr(torch, name)
+
+        def spy(*args: Any, _kernel: Any = kernel) -> Any:
+            flags.append(bool(args[6]))
+            return _kernel(*args)
+
+        monkeypatch.setattr(torch, name, spy)
+    return flags
+
+
+@pytest.mark.parametrize("lengths_name", ["mixed", "none"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_fused_kernel_gets_train_when_gradients_are_needed(
+    kind: str, bidirectional: bool, lengths_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cuDNN refuses a backward through a call made with train=False: pass it when grads flow."""
+    ours, _ = make_pair(kind, 2, bidirectional, "fused")
+    flags = spy_on_train_flags(monkeypatch)
+    lengths_list = LENGTHS[lengths_name]
+    lengths = None if lengths_list is None else torch.tensor(lengths_list)
+    x = torch.randn(B, T, E, requires_grad=True)
+    for mode in ("train", "eval"):  # eval with gradients: e.g. gradient diagnostics
+        ours.train(mode == "train")
+        flags.clear()
+        out, _ = ours(x, lengths)
+        assert flags and all(flags), (mode, flags)
+        out.sum().backward()
+        assert x.grad is not None and bool(x.grad.abs().sum() > 0)
+    ours.eval()
+    flags.clear()
+    with torch.no_grad():
+        ours(x, lengths)
+    assert flags and not any(flags)
+
+
+def test_eval_with_gradients_applies_no_dropout() -> None:
+    """Passing train=True for the backward must not switch on the kernel's dropout in eval."""
+    torch.manual_seed(0)
+    layer = LSTM(E, H, 2, dropout=0.9).eval()
+    x = torch.randn(B, T, E, requires_grad=True)
+    with torch.no_grad():
+        expected, _ = layer(x)
+    torch.testing.assert_close(layer(x)[0], expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_cuda_training_step_with_lengths(kind: str, bidirectional: bool) -> None:
+    """One optimiser step with lengths on cuDNN, and parity with torch.nn on packed sequences."""
+    ours, ref = make_pair(kind, 2, bidirectional, "fused")
+    ours, ref = ours.cuda().train(), ref.cuda().train()
+    lengths = torch.tensor([3, 5, 1])
+    x = torch.randn(B, T, E, device="cuda")
+    x[(torch.arange(T) >= lengths.unsqueeze(1)).cuda()] = float("nan")
+    optimizer = torch.optim.SGD(ours.parameters(), lr=0.1)
+    out, final = ours(x, lengths)
+    x_ref = torch.nan_to_num(x, nan=0.0)
+    ref_out, ref_final = run_reference(ref, x_ref, lengths, None)
+    torch.testing.assert_close(out, ref_out, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(final, ref_final, atol=1e-4, rtol=1e-4)
+    loss = out.square().sum() + sum(s.square().sum() for s in state_tensors(final))
+    loss.backward()
+    (ref_out.square().sum() + sum(s.square().sum() for s in state_tensors(ref_final))).backward()
+    for (name, p), q in zip(ours.named_parameters(), ref.parameters(), strict=True):
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-3, rtol=1e-3, msg=name)
+    optimizer.step()

@@ -16,15 +16,12 @@ outputs; losses live in training code.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import ValidationInfo, field_validator
 from torch import Tensor, nn
 
-from rnnkit import nn as rnn
 from rnnkit.config import FrozenConfig
-
-CellKind = Literal["rnn", "lstm", "gru"]
+from rnnkit.nn.factory import make_layer
+from rnnkit.nn.functional import CellKind
 
 
 class SequenceRegressorConfig(FrozenConfig):
@@ -87,8 +84,8 @@ class _ManyToOne(nn.Module):
         self.config = config
         self.input_size = input_size
         self.output_size = output_size
-        layer_cls = {"rnn": rnn.RNN, "lstm": rnn.LSTM, "gru": rnn.GRU}[config.cell]
-        self.rnn = layer_cls(
+        self.rnn = make_layer(
+            config.cell,
             input_size,
             config.hidden_size,
             num_layers=config.num_layers,

@@ -1,77 +1,73 @@
 r"""Encoder-decoder (sequence to sequence) models: fixed context (Sutskever) and attention.
 
-Encoder (all variants): target and source tokens are embedded (E), and an rnnkit recurrent layer
-(fused backend, ``lengths``, optionally bidirectional) reads the source::
+Encoder (all variants): source tokens are embedded (E), and an rnnkit recurrent layer (fused
+backend, ``lengths``, optionally bidirectional) reads the source::
 
     h_1 .. h_S = Encoder(emb(x_1) .. emb(x_S))          states (B, S, De),  De = D * He
     s_0 = tanh(W_b h_T + b_b)   per layer               (B, H); identity if De = H
 
 ``h_T`` is the encoder's final state at each source's real end (for a bidirectional encoder the
 forward state at the end next to the backward state at the start). The bridge ``W_b`` is a
-Linear + tanh used when De != H (a bidirectional encoder with He = H); the LSTM's memory cell gets its
-own bridge. With ``reverse_source`` each source is fed backwards (Sutskever et al., 2014); the
-encoder states are put back in source order, so attention weights always index the source as
-given.
+Linear + tanh used when De != H; the LSTM's memory cell gets its own bridge. With
+``reverse_source`` each source is fed backwards (Sutskever et al., 2014); the encoder states are
+put back in source order, so attention weights always index the source as given.
 
-Decoder, one step (y_{t-1} the previous target token, e_t = emb(y_{t-1}), (B, E)):
+Decoder: one step ``s_t = g(y_{t-1}, s_{t-1}, c_t)``, ``x_t = emb(y_{t-1})`` (B, E), written out
+in the lecture's letters in :mod:`rnnkit.nn.decoder` (the reference this model is tested against):
+fixed context ``c = h_T`` (``attention="none"``); Bahdanau (``"additive"``,
+``e_{t,i} = v^T tanh(W s_{t-1} + U h_i)``, ``a_t = softmax(e_t)``, ``c_t = sum_i a_{t,i} h_i``,
+``s_t = g([x_t; c_t], s_{t-1})``); Luong (``"dot"``, ``"general"``) with input feeding
+(``s_t = g([x_t; o_{t-1}], s_{t-1})``, then ``e_{t,i} = s_t^T h_i`` or ``s_t^T W_a h_i``). Then
+``o_t = tanh(W_s s_t + W_c c_t + W_e x_t + b_o)`` (size E, so the output matrix can share the target
+embedding, ``tie_embeddings``) and ``logits_t = W_out o_t + b_out``. ``g`` is a stack of
+``num_layers`` cells; ``dot`` needs De == H.
 
-``attention="none"`` (fixed context, Sutskever/Cho): the context is the same at every step,
-``c = h_T`` (B, De)::
+The fast path (``forward``, ``step``) hoists everything that does not depend on the step out of the
+time loop: the projected keys ``U h_i`` and the fixed context's terms (once per source, in
+``encode``), the embeddings' share ``W_ih[:, :E] x_t + b`` of the first cell's gates and
+``W_e x_t + b_o`` of the output (once per call, for all T steps). In the loop the first LSTM or RNN
+cell reads the fed vector f_t (c_t, or o_{t-1}) and h_{t-1} in one matmul with
+``[W_ih[:, E:] | W_hh]``. Without input feeding the output layer runs after the loop, on all steps.
 
-    s_t = g([e_t; c], s_{t-1})
+The API is the decoder protocol of :mod:`rnnkit.decoding`: :meth:`Seq2Seq.encode` once per batch
+(the memory, :class:`EncoderOutput`), :meth:`Seq2Seq.step` once per token (log-probabilities, the
+new state, the attention weights; memory and state reorder by ``index_select``), and
+:meth:`Seq2Seq.forward` for teacher forcing (logits; losses live in training code).
 
-``attention="additive"`` (Bahdanau et al., 2015): the query is the previous state s_{t-1}::
-
-    e_{t,i} = v^T tanh(W s_{t-1} + U h_i)       U h_i projected once per source (B, S, Ha)
-    a_t     = softmax(e_t) over real source tokens                                (B, S)
-    c_t     = sum_i a_{t,i} h_i                                                   (B, De)
-    s_t     = g([e_t; c_t], s_{t-1})
-
-``attention="dot" | "general"`` (Luong et al., 2015) with input feeding: the query is the *new*
-state s_t, and the previous step's attentional vector o_{t-1} (zeros at t = 1) is fed back in::
-
-    s_t  = g([e_t; o_{t-1}], s_{t-1})
-    e_{t,i} = s_t^T h_i  (dot)   or   s_t^T W h_i  (general, W h_i projected once per source)
-    a_t, c_t as above
-
-Output (all variants), a "deep output" over the state, the context and the previous token, of size
-E so the output matrix can share the target embedding (``tie_embeddings``)::
-
-    o_t = tanh(W_s s_t + W_c c_t + W_e e_t + b_o)       (B, E)
-    logits_t = W_out o_t + b_out                        (B, V)
-
-``g`` is a stack of ``num_layers`` explicit cells (:class:`rnnkit.nn.LSTMCell` etc.; ``s_t`` is
-the top layer's h). Everything that does not depend on the step is computed before the time loop:
-the target embeddings, their share ``W_ih[:, :E] e_t + b_ih (+ b_hh)`` of the first cell's input
-projection and their share ``W_e e_t + b_o`` of the output, the projected keys, and for the
-fixed-context model the context's share of both. Inside the loop the first LSTM or RNN cell reads
-the fed vector f_t (c_t, or o_{t-1} with input feeding) and its previous state in one matmul,
-``[f_t; h_{t-1}] @ [W_ih[:, E:] | W_hh]^T``. Teacher forcing without input feeding
-(``attention="none" | "additive"``) runs the output layer after the loop, on all T steps at once.
-``dot`` needs De == H, i.e. a unidirectional encoder.
-
-The API is split so that decoding algorithms reuse it: :meth:`Seq2Seq.encode` once per batch,
-:meth:`Seq2Seq.decode_step` per token (greedy here, beam search elsewhere; the NamedTuples have
-``index_select`` to reorder beams), :meth:`Seq2Seq.forward` for teacher forcing. ``forward``
-returns logits; losses live in training code.
+Length: about 600 lines, for one model read top to bottom: its config, its memory and step types,
+the encoder, the fast decoder step and teacher forcing (with scheduled sampling). The plain step is
+in :mod:`rnnkit.nn.decoder`, the layers in :mod:`rnnkit.nn`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal, NamedTuple
+from collections.abc import Mapping
+from typing import Any, Literal, NamedTuple, cast
 
 import torch
+import torch.nn.functional as F
 from pydantic import ValidationInfo, field_validator, model_validator
 from torch import Tensor, nn
 
-from rnnkit import nn as rnn
 from rnnkit.config import FrozenConfig
-from rnnkit.nn import functional as RF
 from rnnkit.nn.attention import Attention
+from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.nn.decoder import DecoderLayers, DecoderState
+from rnnkit.nn.factory import make_cell, make_layer
+from rnnkit.nn.functional import CellKind, State, cell_step
+from rnnkit.nn.padding import length_mask, reverse_padded
 
-CellKind = Literal["rnn", "lstm", "gru"]
 AttentionKind = Literal["none", "additive", "dot", "general"]
+
+__all__ = [
+    "AttentionKind",
+    "DecoderState",
+    "EncoderOutput",
+    "Seq2Seq",
+    "Seq2SeqConfig",
+    "Seq2SeqOutput",
+    "StepResult",
+]
 
 
 class Seq2SeqConfig(FrozenConfig):
@@ -136,73 +132,52 @@ class Seq2SeqConfig(FrozenConfig):
         return self
 
 
-class DecoderState(NamedTuple):
-    """The decoder's recurrent state between steps.
-
-    Attributes:
-        hidden: (L, B, H), each layer's h; ``hidden[-1]`` is s_t.
-        cell: (L, B, H), each layer's LSTM memory c; None for RNN and GRU.
-        feed: (B, E), the previous attentional vector o_{t-1} (Luong input feeding); else None.
-    """
-
-    hidden: Tensor
-    cell: Tensor | None
-    feed: Tensor | None
-
-    def index_select(self, index: Tensor) -> DecoderState:
-        """The state of examples ``index`` (B',) in that order (to reorder or repeat beams)."""
-        return DecoderState(
-            self.hidden.index_select(1, index),
-            None if self.cell is None else self.cell.index_select(1, index),
-            None if self.feed is None else self.feed.index_select(0, index),
-        )
-
-
 class EncoderOutput(NamedTuple):
-    """Everything the decoder needs from one batch of sources, computed once by ``encode``.
+    """The memory: everything the decoder needs from one batch of sources, computed by ``encode``.
 
     Attributes:
-        states: (B, S, De) encoder states h_i in source order, zero at padding.
+        states: (B, S, De) the encoder states h_i in source order, zero at padding.
         mask: (B, S) bool, True at real source tokens.
-        projected_keys: (B, S, Dp) the attention's key projection (``Attention.project_keys``);
-            None without attention.
+        lengths: (B,) long, the real source lengths.
         init_state: the decoder's initial state s_0.
+        projected_keys: (B, S, Dp) the keys' share of the score (``U h_i + b`` or ``W_a h_i``,
+            :meth:`Attention.project_keys`); None without attention.
         context: (B, De) the fixed context c = h_T (``attention="none"``); else None.
         context_gates: (B, G) the fixed context's share ``W_ih[:, E:] c`` of the first decoder
             cell's input projection; None with attention.
-        context_out: (B, E) the fixed context's share ``W_c c`` of the output layer; None with
-            attention.
+        context_out: (B, E) the fixed context's share ``W_c c`` of the output; None with attention.
     """
 
     states: Tensor
     mask: Tensor
-    projected_keys: Tensor | None
+    lengths: Tensor
     init_state: DecoderState
+    projected_keys: Tensor | None
     context: Tensor | None
     context_gates: Tensor | None
     context_out: Tensor | None
 
-    def index_select(self, index: Tensor) -> EncoderOutput:
-        """The encoding of examples ``index`` (B',) in that order (to expand a batch into beams)."""
+    def index_select(self, rows: Tensor) -> EncoderOutput:
+        """The memory of rows ``rows`` (N',) in that order (to expand a batch into beams)."""
 
-        def pick(t: Tensor | None) -> Tensor | None:
-            return None if t is None else t.index_select(0, index)
+        def pick(t: Tensor | DecoderState | None) -> Tensor | DecoderState | None:
+            if isinstance(t, Tensor):
+                return t.index_select(0, rows)  # every tensor field is per row, on dim 0
+            return None if t is None else t.index_select(rows)
 
-        return EncoderOutput(
-            self.states.index_select(0, index),
-            self.mask.index_select(0, index),
-            pick(self.projected_keys),
-            self.init_state.index_select(index),
-            pick(self.context),
-            pick(self.context_gates),
-            pick(self.context_out),
-        )
+        return EncoderOutput._make(pick(t) for t in self)
 
 
 class StepResult(NamedTuple):
-    """One decoder step: logits (B, V), the new state, attention weights (B, S) or None."""
+    """One decoder step for N rows.
 
-    logits: Tensor
+    Attributes:
+        log_probs: (N, V) ``log_softmax`` of the logits, in float32 or wider.
+        state: the decoder state after the step.
+        attention: (N, S) the weights a_t over the source, or None (``attention="none"``).
+    """
+
+    log_probs: Tensor
     state: DecoderState
     attention: Tensor | None
 
@@ -214,49 +189,27 @@ class Seq2SeqOutput(NamedTuple):
     attention: Tensor | None
 
 
-class _FirstWeights(NamedTuple):
-    """The first decoder cell's weights for each step (:meth:`Seq2Seq._first_weights`).
+class _Hoisted(NamedTuple):
+    """What the steps of one call share, computed before the time loop (:meth:`Seq2Seq._hoist`).
 
     Attributes:
-        feed: (G, Df) ``W_ih[:, E:]``, for the fed vector.
-        feed_hh: (G, Df + H) ``[W_ih[:, E:] | W_hh]`` when one matmul reads the fed vector and the
-            previous state together; else None.
+        gates: (B, [T,] G) the first cell's gates known before the step: ``W_ih[:, :E] x_t + b_ih``,
+            plus ``b_hh`` (LSTM, RNN) and the fixed context's share ``W_ih[:, E:] c``.
+        out: (B, [T,] E) the output's terms known before the step: ``W_e x_t + b_o`` (+ ``W_c c``).
+        w_feed: (G, Df) ``W_ih[:, E:]``, the first cell's weight for the fed vector f_t.
+        w_hh: (G, H) the first cell's ``W_hh``, or (G, Df + H) ``[W_ih[:, E:] | W_hh]`` when
+            ``fused``: then one matmul reads ``[f_t; h_{t-1}]``.
+        b_hh: (G,) the first GRU cell's ``b_hh`` (its ``b_hn`` sits inside the reset gate's
+            product, so it stays in the cell); None when folded into ``gates``.
+        fused: whether ``w_hh`` is the concatenated weight.
     """
 
-    feed: Tensor
-    feed_hh: Tensor | None
-
-
-def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
-    """Reverse the first ``lengths[b]`` steps of each sequence; padding stays in place.
-
-    Args:
-        x: (B, T, ...) batch-first sequences.
-        lengths: (B,) real lengths.
-
-    Returns:
-        (B, T, ...); applying it twice gives ``x`` back.
-    """
-    B, T = x.shape[:2]
-    t = torch.arange(T, device=x.device)[None, :]  # (1, T)
-    n = lengths.to(x.device)[:, None]  # (B, 1)
-    index = torch.where(t < n, n - 1 - t, t)  # (B, T)
-    index = index.reshape(B, T, *([1] * (x.dim() - 2))).expand_as(x)  # (B, T, ...)
-    return x.gather(1, index)
-
-
-def _param(module: nn.Module, name: str) -> Tensor | None:
-    value = getattr(module, name, None)
-    if value is not None and not isinstance(value, Tensor):
-        raise TypeError(f"{type(module).__name__}.{name} is not a tensor")
-    return value
-
-
-def _weight(module: nn.Module, name: str) -> Tensor:
-    value = _param(module, name)
-    if value is None:
-        raise TypeError(f"{type(module).__name__} has no {name}")
-    return value
+    gates: Tensor
+    out: Tensor
+    w_feed: Tensor
+    w_hh: Tensor
+    b_hh: Tensor | None
+    fused: bool
 
 
 class Seq2Seq(nn.Module):
@@ -274,7 +227,8 @@ class Seq2Seq(nn.Module):
         out = model(src, src_lengths, tgt_in)      # src (B, S), src_lengths (B,), tgt_in (B, T)
         out.logits                                 # (B, T, V)
         out.attention                              # (B, T, S)
-        tokens, attention = model.greedy(src, src_lengths, max_len=20)
+        memory = model.encode(src, src_lengths)
+        hypotheses = rnnkit.decoding.greedy_search(model.eval(), memory)
     """
 
     attention: Attention | None
@@ -319,20 +273,18 @@ class Seq2Seq(nn.Module):
         E, H, L = config.embedding_size, config.hidden_size, config.num_layers
         He = config.encoder_hidden_size or H
         De = config.encoder_state_size
-        luong = config.attention in ("dot", "general")
-        feed_size = E if luong else De  # what is fed next to e_t: o_{t-1}, or the context
+        feed_size = E if self.luong else De  # what is fed next to x_t: o_{t-1}, or the context
 
         self.dropout = nn.Dropout(config.dropout)
         self.src_embed = nn.Embedding(source_vocab_size, E, padding_idx=pad_id)
         self.tgt_embed = nn.Embedding(target_vocab_size, E, padding_idx=pad_id)
-        layer_cls = {"rnn": rnn.RNN, "lstm": rnn.LSTM, "gru": rnn.GRU}[config.cell]
-        self.encoder = layer_cls(
+        self.encoder = make_layer(
+            config.cell,
             E,
             He,
             num_layers=L,
             bidirectional=config.bidirectional_encoder,
             dropout=config.dropout if L > 1 else 0.0,  # the layer's dropout is between layers
-            backend="fused",
         )
         self.bridge = nn.Linear(De, H) if De != H else None
         self.bridge_cell = nn.Linear(De, H) if De != H and config.cell == "lstm" else None
@@ -342,9 +294,8 @@ class Seq2Seq(nn.Module):
             self.attention = Attention(H, De, score="additive", hidden_size=H)
         else:
             self.attention = Attention(H, De, score=config.attention)
-        cell_cls = {"rnn": rnn.RNNCell, "lstm": rnn.LSTMCell, "gru": rnn.GRUCell}[config.cell]
         self.decoder_cells = nn.ModuleList(
-            [cell_cls(E + feed_size if layer == 0 else H, H) for layer in range(L)]
+            [make_cell(config.cell, E + feed_size if layer == 0 else H, H) for layer in range(L)]
         )
         self.out_state = nn.Linear(H, E, bias=False)  # W_s
         self.out_context = nn.Linear(De, E, bias=False)  # W_c
@@ -377,18 +328,37 @@ class Seq2Seq(nn.Module):
         """True for the dot/general decoders (query s_t, input feeding)."""
         return self.config.attention in ("dot", "general")
 
+    def _cell(self, layer: int) -> RNNCell | LSTMCell | GRUCell:
+        return cast(RNNCell | LSTMCell | GRUCell, self.decoder_cells[layer])
+
+    @property
+    def decoder_layers(self) -> DecoderLayers:
+        """The decoder's modules, as the reference step of :mod:`rnnkit.nn.decoder` reads them."""
+        return DecoderLayers(
+            list(self.decoder_cells),
+            self.attention,
+            self.out_state,
+            self.out_context,
+            self.out_embed,
+            self.output,
+            self.dropout,
+        )
+
     # ----------------------------------------------------------------------------------- encoder
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
         """Encode a batch of sources once, for any number of decoder steps.
+
+        The lengths are checked here, once per batch (one host sync): every source has a real
+        token, so the attention's mask needs no check at each step.
 
         Args:
             src: (B, S) source token ids, padded after each source's end.
             src_lengths: (B,) real lengths, each in ``[1, S]``.
 
         Returns:
-            :class:`EncoderOutput` with states (B, S, De), mask (B, S), projected keys (B, S, Dp),
-            the initial decoder state and, without attention, the fixed context (B, De).
+            :class:`EncoderOutput` with states (B, S, De), mask (B, S), lengths (B,), the initial
+            decoder state, projected keys (B, S, Dp) and, without attention, the fixed context.
         """
         if src.dim() != 2:
             raise ValueError(f"src must be (B, S) token ids, got shape {tuple(src.shape)}")
@@ -397,14 +367,13 @@ class Seq2Seq(nn.Module):
             raise ValueError(f"src_lengths must have shape ({B},), got {tuple(src_lengths.shape)}")
         if B > 0 and not bool(((src_lengths >= 1) & (src_lengths <= S)).all()):
             raise ValueError(f"src_lengths must be in [1, {S}], got {src_lengths.tolist()}")
-        lengths = src_lengths.to(src.device)
+        lengths = src_lengths.to(device=src.device, dtype=torch.long)  # (B,)
         if self.config.reverse_source:
             src = reverse_padded(src, lengths)
         emb = self.dropout(self.src_embed(src))  # (B, S, E)
         states, final = self.encoder(emb, lengths=lengths)  # (B, S, De)
         if self.config.reverse_source:
             states = reverse_padded(states, lengths)  # (B, S, De), back in source order
-        mask = torch.arange(S, device=src.device)[None, :] < lengths[:, None]  # (B, S)
 
         h_n, c_n = final if isinstance(final, tuple) else (final, None)  # (L*D, B, He)
         hidden = self._by_layer(h_n)  # (L, B, De)
@@ -414,11 +383,7 @@ class Seq2Seq(nn.Module):
             hidden = torch.tanh(self.bridge(hidden))  # (L, B, H)
         if cell is not None and self.bridge_cell is not None:
             cell = torch.tanh(self.bridge_cell(cell))  # (L, B, H)
-        feed = (
-            torch.zeros(B, self.config.embedding_size, dtype=emb.dtype, device=emb.device)
-            if self.luong
-            else None
-        )
+        feed = emb.new_zeros(B, self.config.embedding_size) if self.luong else None  # o_0
         init_state = DecoderState(hidden.contiguous(), cell, feed)
 
         projected_keys = context = context_gates = context_out = None
@@ -426,12 +391,12 @@ class Seq2Seq(nn.Module):
             projected_keys = self.attention.project_keys(states)  # (B, S, Dp)
         else:
             context = top  # (B, De), the fixed context c = h_T
-            E = self.config.embedding_size
-            first = self.decoder_cells[0]
-            context_gates = RF.input_projection(context, _weight(first, "weight_ih")[:, E:])
+            w_feed = self._cell(0).weight_ih[:, self.config.embedding_size :]  # (G, De)
+            context_gates = F.linear(context, w_feed)  # (B, G)
             context_out = self.out_context(context)  # (B, E)
+        mask = length_mask(lengths, S)  # (B, S)
         return EncoderOutput(
-            states, mask, projected_keys, init_state, context, context_gates, context_out
+            states, mask, lengths, init_state, projected_keys, context, context_gates, context_out
         )
 
     def _by_layer(self, state: Tensor) -> Tensor:
@@ -440,194 +405,138 @@ class Seq2Seq(nn.Module):
         LD, B, H = state.shape
         return state.reshape(LD // D, D, B, H).permute(0, 2, 1, 3).reshape(LD // D, B, D * H)
 
-    # ----------------------------------------------------------------------------------- decoder
+    # ------------------------------------------------------------------------------ one step
 
-    def _fold_hh_bias(self) -> bool:
-        """True if the first cell's ``b_hh`` can join ``b_ih`` before the loop (LSTM, RNN).
-
-        The GRU's ``b_hn`` sits inside the reset gate's product, so it stays in the cell.
-        """
-        return self.config.cell != "gru"
-
-    def _step_terms(self, emb: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor]:
-        """The step's terms known before the step, for one step (B, E) or all steps (B, T, E).
-
-        Returns:
-            gates: (B, [T,] G) ``W_ih[:, :E] e_t + b_ih`` of the first decoder cell, plus its
-            ``b_hh`` (LSTM, RNN) and the fixed context's share.
-            out: (B, [T,] E) ``W_e e_t + b_o`` (plus the fixed context's share ``W_c c``).
-        """
-        E = self.config.embedding_size
-        first = self.decoder_cells[0]
-        bias = _param(first, "bias_ih")
-        b_hh = _param(first, "bias_hh")
-        if self._fold_hh_bias() and b_hh is not None:
-            bias = b_hh if bias is None else bias + b_hh  # (G,)
-        gates = RF.input_projection(emb, _weight(first, "weight_ih")[:, :E], bias)  # (B, [T,] G)
-        out = self.out_embed(emb)  # (B, [T,] E)
-        if enc.context_gates is not None and enc.context_out is not None:
-            if emb.dim() == 3:
-                gates = gates + enc.context_gates[:, None]  # (B, T, G)
-                out = out + enc.context_out[:, None]  # (B, T, E)
-            else:
-                gates = gates + enc.context_gates  # (B, G)
-                out = out + enc.context_out  # (B, E)
-        return gates, out
-
-    def _first_weights(self, fuse: bool) -> _FirstWeights:
-        """The first cell's weights for what it reads at each step, sliced once per call.
-
-        The first cell adds ``W_ih[:, E:] f_t + W_hh h_{t-1}`` to its precomputed gates (f_t the
-        fed vector: the attention context c_t, or o_{t-1} with input feeding). With ``fuse`` (a
-        teacher-forced sequence, many steps) an LSTM or RNN with a fed vector does that in one
-        matmul ``[f_t; h_{t-1}] @ [W_ih[:, E:] | W_hh]^T``; the concatenated weight is built
-        here, once. A single step (``decode_step``) does not pay for building it.
-        """
-        first = self.decoder_cells[0]
-        feed = _weight(first, "weight_ih")[:, self.config.embedding_size :]  # (G, Df)
-        if fuse and self._fold_hh_bias() and self.config.attention != "none":
-            feed_hh = torch.cat([feed, _weight(first, "weight_hh")], dim=1)  # (G, Df + H)
-            return _FirstWeights(feed, feed_hh)
-        return _FirstWeights(feed, None)
-
-    def _first_cell(
-        self, gates: Tensor, feed: Tensor | None, h: Tensor, c: Tensor | None, w: _FirstWeights
-    ) -> tuple[Tensor, Tensor | None]:
-        """One step of the first decoder layer: (h, c) (B, H).
+    def step(self, tokens: Tensor, state: DecoderState, memory: EncoderOutput) -> StepResult:
+        """One decoder step for N rows (the decoder protocol of :mod:`rnnkit.decoding`).
 
         Args:
-            gates: (B, G) the step's precomputed terms (:meth:`_step_terms`).
-            feed: (B, Df) the fed vector f_t, or None (fixed context).
-            h, c: (B, H) the layer's previous state (c None for RNN and GRU).
-            w: :meth:`_first_weights`.
-        """
-        cell = self.decoder_cells[0]
-        w_hh = _weight(cell, "weight_hh")
-        b_hh = None if self._fold_hh_bias() else _param(cell, "bias_hh")  # else already in gates
-        if feed is not None and w.feed_hh is not None:
-            # the cell's "recurrent" matmul reads [f_t; h_{t-1}] with [W_ih[:, E:] | W_hh]
-            h_in, w_hh = torch.cat([feed, h], dim=1), w.feed_hh  # (B, Df + H), (G, Df + H)
-        else:
-            h_in = h
-            if feed is not None:
-                gates = torch.addmm(gates, feed, w.feed.t())  # (B, G)
-        if self.config.cell == "lstm":
-            assert c is not None
-            return RF.lstm_cell(gates, h_in, c, w_hh, b_hh)
-        if self.config.cell == "gru":
-            return RF.gru_cell(gates, h_in, w_hh, b_hh), None
-        return RF.rnn_cell(gates, h_in, w_hh, b_hh), None
+            tokens: (N,) the previous target tokens y_{t-1} (``bos_id`` at the first step).
+            state: the state after the previous step (``memory.init_state`` at the first step).
+            memory: :meth:`encode`'s output for these N rows.
 
-    def _cell(
-        self, layer: int, gates_x: Tensor, h: Tensor, c: Tensor | None
-    ) -> tuple[Tensor, Tensor | None]:
-        """One step of decoder layer ``layer`` > 0 from its input projection (B, G): (h, c) (B, H)."""
-        cell = self.decoder_cells[layer]
-        w_hh, b_hh = _weight(cell, "weight_hh"), _param(cell, "bias_hh")
-        if self.config.cell == "lstm":
-            assert c is not None
-            return RF.lstm_cell(gates_x, h, c, w_hh, b_hh)
-        if self.config.cell == "gru":
-            return RF.gru_cell(gates_x, h, w_hh, b_hh), None
-        return RF.rnn_cell(gates_x, h, w_hh, b_hh), None
+        Returns:
+            :class:`StepResult`: log-probabilities (N, V) in float32 or wider, the new state and
+            the attention weights (N, S) or None.
+        """
+        N = memory.states.shape[0]
+        if tokens.shape != (N,):
+            raise ValueError(f"tokens must have shape ({N},), got {tuple(tokens.shape)}")
+        logits, state, a_t = self._decode(tokens, state, memory)
+        wide = torch.promote_types(logits.dtype, torch.float32)
+        return StepResult(torch.log_softmax(logits, dim=-1, dtype=wide), state, a_t)
+
+    def _decode(
+        self, tokens: Tensor, state: DecoderState, memory: EncoderOutput
+    ) -> tuple[Tensor, DecoderState, Tensor | None]:
+        """One step from tokens (N,): logits (N, V), the new state, a_t (N, S) or None."""
+        x_t = self.dropout(self.tgt_embed(tokens))  # (N, E), x_t = emb(y_{t-1})
+        hoisted = self._hoist(x_t, memory, fuse=False)
+        s_t, c_t, state, a_t = self._step(hoisted.gates, state, memory, hoisted)
+        o_t = self._output(s_t, c_t, hoisted.out)  # (N, E)
+        if self.luong:
+            state = state._replace(feed=o_t)
+        return self.output(o_t), state, a_t
+
+    def _hoist(self, x: Tensor, memory: EncoderOutput, fuse: bool) -> _Hoisted:
+        """The terms of one step (x (B, E)) or of all steps (x (B, T, E)) known before the loop.
+
+        With ``fuse`` (teacher forcing: many steps) an LSTM or RNN with a fed vector gets the
+        concatenated weight ``[W_ih[:, E:] | W_hh]``, built here once per call.
+        """
+        E = self.config.embedding_size
+        first = self._cell(0)
+        w_ih, w_hh = first.weight_ih, first.weight_hh  # (G, E + Df), (G, H)
+        b_ih: Tensor | None = first.bias_ih  # (G,) or None
+        b_hh: Tensor | None = first.bias_hh
+        fold = self.config.cell != "gru"  # b_ih + b_hh is a plain sum, except in the GRU
+        if fold and b_hh is not None:
+            b_ih, b_hh = (b_hh if b_ih is None else b_ih + b_hh), None  # (G,)
+        gates = F.linear(x, w_ih[:, :E], b_ih)  # (B, [T,] G)
+        out = self.out_embed(x)  # (B, [T,] E)
+        if memory.context_gates is not None and memory.context_out is not None:
+            per_step = (slice(None), None) if x.dim() == 3 else (slice(None),)
+            gates = gates + memory.context_gates[per_step]  # (B, [T,] G)
+            out = out + memory.context_out[per_step]  # (B, [T,] E)
+        w_feed = w_ih[:, E:]  # (G, Df)
+        fused = fuse and fold and self.config.attention != "none"
+        w_rec = torch.cat([w_feed, w_hh], dim=1) if fused else w_hh  # (G, Df + H) or (G, H)
+        return _Hoisted(gates, out, w_feed, w_rec, b_hh, fused)
 
     def _step(
-        self, gates_e: Tensor, state: DecoderState, enc: EncoderOutput, w: _FirstWeights
+        self, gates: Tensor, state: DecoderState, memory: EncoderOutput, hoisted: _Hoisted
     ) -> tuple[Tensor, Tensor | None, DecoderState, Tensor | None]:
-        """One decoder step up to the output layer, given its precomputed terms ``gates_e`` (B, G).
+        """One step up to the output layer: ``s_t = g(y_{t-1}, s_{t-1}, c_t)``, the fast way.
 
-        ``w`` is :meth:`_first_weights`. Returns s_t (B, H), the context c_t (B, De) or None
-        (fixed context), the new state (its ``feed`` not yet set) and the attention weights
-        (B, S) or None. The output layer (:meth:`_output`) is left to the caller: teacher forcing
-        without input feeding applies it to all steps at once.
+        Args:
+            gates: (B, G) this step's slice of ``hoisted.gates``.
+            state: s_{t-1} and the rest of the previous state.
+            memory: the encoded sources.
+            hoisted: :meth:`_hoist`.
+
+        Returns:
+            s_t (B, H); c_t (B, De), or None for the fixed context (its share is in ``hoisted``);
+            the new state (``feed`` not yet set); a_t (B, S) or None.
         """
         # unbind, not [layer]: its backward is one stack, not a zero-filled (L, B, H) per layer
         h_prev = state.hidden.unbind(0)  # L x (B, H)
-        c_prev: Sequence[Tensor | None] = (
-            [None] * len(h_prev) if state.cell is None else state.cell.unbind(0)
-        )
-        weights: Tensor | None = None
-        context: Tensor | None = None
-        feed: Tensor | None = None
+        c_prev = None if state.cell is None else state.cell.unbind(0)  # L x (B, H)
+
+        def prev(layer: int, h: Tensor) -> State:  # the cell state tuple (h,) or (h, c)
+            return (h,) if c_prev is None else (h, c_prev[layer])
+
+        def attend(s: Tensor) -> tuple[Tensor, Tensor]:  # c (B, De), a (B, S), keys hoisted
+            assert self.attention is not None
+            h, mask, keys = memory.states, memory.mask, memory.projected_keys
+            context, weights = self.attention(s, h, mask=mask, projected_keys=keys)
+            return context, weights
+
+        # 1. Bahdanau attends from s_{t-1}; Luong feeds o_{t-1}; the fixed context is in gates
+        c_t = a_t = f_t = None
         if self.config.attention == "additive":
-            assert self.attention is not None
-            context, weights = self.attention(
-                h_prev[-1], enc.states, mask=enc.mask, projected_keys=enc.projected_keys
-            )  # (B, De), (B, S), the query is s_{t-1}
-            feed = context
+            c_t, a_t = attend(h_prev[-1])  # the query is s_{t-1}
+            f_t = c_t
         elif self.luong:
-            feed = state.feed  # (B, E), o_{t-1}
+            f_t = state.feed  # (B, E)
 
-        hiddens, cells = [], []
-        x: Tensor | None = None
-        for layer in range(self.config.num_layers):
-            if layer == 0:
-                x, c = self._first_cell(gates_e, feed, h_prev[0], c_prev[0], w)
-            else:
-                assert x is not None
-                cell = self.decoder_cells[layer]
-                gates = RF.input_projection(
-                    self.dropout(x), _weight(cell, "weight_ih"), _param(cell, "bias_ih")
-                )  # (B, G)
-                x, c = self._cell(layer, gates, h_prev[layer], c_prev[layer])  # (B, H)
-            hiddens.append(x)
-            cells.append(c)
-        assert x is not None
-        s = x  # (B, H), s_t
+        # 2. the first layer: gates + W_ih[:, E:] f_t + W_hh h_{t-1} (one matmul when fused)
+        h_in = h_prev[0]
+        if f_t is not None and hoisted.fused:
+            h_in = torch.cat([f_t, h_in], dim=1)  # (B, Df + H), read by [W_ih[:, E:] | W_hh]
+        elif f_t is not None:
+            gates = torch.addmm(gates, f_t, hoisted.w_feed.t())  # (B, G)
+        cell = self.config.cell
+        new = [cell_step(cell, gates, prev(0, h_in), hoisted.w_hh, hoisted.b_hh)]
 
+        # 3. the layers above read the new h below them
+        for layer in range(1, self.config.num_layers):
+            w = self._cell(layer)
+            gates_l = F.linear(self.dropout(new[-1][0]), w.weight_ih, w.bias_ih)  # (B, G)
+            new.append(cell_step(cell, gates_l, prev(layer, h_prev[layer]), w.weight_hh, w.bias_hh))
+        s_t = new[-1][0]  # (B, H)
+
+        # 4. Luong attends from the new state s_t
         if self.luong:
-            assert self.attention is not None
-            context, weights = self.attention(
-                s, enc.states, mask=enc.mask, projected_keys=enc.projected_keys
-            )  # (B, De), (B, S), the query is s_t
+            c_t, a_t = attend(s_t)  # the query is s_t
         new_state = DecoderState(
-            torch.stack(hiddens),  # (L, B, H)
-            None if state.cell is None else torch.stack([c for c in cells if c is not None]),
+            torch.stack([n[0] for n in new]),  # (L, B, H)
+            None if c_prev is None else torch.stack([n[1] for n in new]),  # (L, B, H)
             None,
         )
-        return s, context, new_state, weights
+        return s_t, c_t, new_state, a_t
 
-    def _output(self, s: Tensor, context: Tensor | None, out_e: Tensor) -> Tensor:
-        """The output vector ``o = dropout(tanh(W_s s + W_c c + out_e))``, (B, [T,] E).
+    def _output(self, s: Tensor, c: Tensor | None, out: Tensor) -> Tensor:
+        """``o = dropout(tanh(W_s s + W_c c + out))``, (B, [T,] E), ``out`` from :meth:`_hoist`.
 
-        ``s`` (B, [T,] H), ``context`` (B, [T,] De) or None (its share is then in ``out_e``),
-        ``out_e`` (B, [T,] E) from :meth:`_step_terms`.
+        ``s`` (B, [T,] H); ``c`` (B, [T,] De), or None when its share is already in ``out``.
         """
-        pre = self.out_state(s) + out_e  # (B, [T,] E)
-        if context is not None:
-            pre = pre + self.out_context(context)  # (B, [T,] E)
+        pre = self.out_state(s) + out  # (B, [T,] E)
+        if c is not None:
+            pre = pre + self.out_context(c)  # (B, [T,] E)
         o: Tensor = self.dropout(torch.tanh(pre))  # (B, [T,] E)
         return o
 
-    def decode_step(
-        self, prev_tokens: Tensor, dec_state: DecoderState, enc: EncoderOutput
-    ) -> StepResult:
-        """One decoder step.
-
-        Args:
-            prev_tokens: (B,) the previous target tokens y_{t-1} (``bos_id`` at the first step).
-            dec_state: the state after the previous step (``enc.init_state`` at the first step).
-            enc: the batch's :meth:`encode` output.
-
-        Returns:
-            :class:`StepResult`: logits (B, V), the new state, attention weights (B, S) or None.
-        """
-        B = enc.states.shape[0]
-        if prev_tokens.shape != (B,):
-            raise ValueError(f"prev_tokens must have shape ({B},), got {tuple(prev_tokens.shape)}")
-        return self._token_step(prev_tokens, dec_state, enc, self._first_weights(fuse=False))
-
-    def _token_step(
-        self, prev_tokens: Tensor, state: DecoderState, enc: EncoderOutput, w: _FirstWeights
-    ) -> StepResult:
-        """:meth:`decode_step` without the checks, with the first cell's weights ``w`` given."""
-        emb = self.dropout(self.tgt_embed(prev_tokens))  # (B, E)
-        gates_e, out_e = self._step_terms(emb, enc)  # (B, G), (B, E)
-        s, context, state, weights = self._step(gates_e, state, enc, w)
-        o = self._output(s, context, out_e)  # (B, E)
-        if self.luong:
-            state = state._replace(feed=o)
-        return StepResult(self.output(o), state, weights)  # logits (B, V)
+    # -------------------------------------------------------------------------- teacher forcing
 
     def forward(
         self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, sampling_rate: float = 0.0
@@ -637,7 +546,8 @@ class Seq2Seq(nn.Module):
         With ``sampling_rate`` p > 0 (scheduled sampling, Bengio et al. 2015), the input at each
         step t > 1 is, independently per sentence with probability p, a token drawn from the
         model's own distribution at step t - 1 instead of the reference ``tgt_in[:, t]``; the
-        draw is not differentiated through.
+        draw is not differentiated through and never yields ``pad_id`` or ``bos_id`` (decoding
+        never produces them).
 
         Args:
             src: (B, S) source token ids.
@@ -649,7 +559,7 @@ class Seq2Seq(nn.Module):
         Returns:
             :class:`Seq2SeqOutput`: logits (B, T, V) and attention (B, T, S) or None.
         """
-        enc = self.encode(src, src_lengths)
+        memory = self.encode(src, src_lengths)
         if tgt_in.dim() != 2 or tgt_in.shape[0] != src.shape[0] or tgt_in.shape[1] == 0:
             raise ValueError(
                 f"tgt_in must be (B, T) with the source's B={src.shape[0]} and T >= 1, got shape "
@@ -658,100 +568,57 @@ class Seq2Seq(nn.Module):
         if not 0.0 <= sampling_rate <= 1.0:
             raise ValueError(f"sampling_rate must be in [0, 1], got {sampling_rate}")
         if sampling_rate > 0.0:
-            return self._forward_sampled(enc, tgt_in, sampling_rate)
-        emb = self.dropout(self.tgt_embed(tgt_in))  # (B, T, E)
-        gates_e, out_e = self._step_terms(emb, enc)  # (B, T, G), (B, T, E)
-        w = self._first_weights(fuse=True)
-        state = enc.init_state
-        states, contexts, outputs, attention = [], [], [], []
+            return self._forward_sampled(memory, tgt_in, sampling_rate)
+        x = self.dropout(self.tgt_embed(tgt_in))  # (B, T, E), x_t = emb(y_{t-1})
+        hoisted = self._hoist(x, memory, fuse=True)
+        state = memory.init_state
+        states: list[Tensor] = []
+        contexts: list[Tensor] = []
+        outputs: list[Tensor] = []
+        attention: list[Tensor] = []
         # unbind, not [:, t]: its backward stacks the T step gradients once instead of adding T
         # zero-padded (B, T, G) tensors
-        for gates_t, out_t in zip(gates_e.unbind(1), out_e.unbind(1), strict=True):
-            s, context, state, weights = self._step(gates_t, state, enc, w)
+        for gates_t, out_t in zip(hoisted.gates.unbind(1), hoisted.out.unbind(1), strict=True):
+            s_t, c_t, state, a_t = self._step(gates_t, state, memory, hoisted)
             if self.luong:  # o_t is fed to the next step: the output layer runs in the loop
-                assert context is not None
-                o = self._output(s, context, out_t)  # (B, E)
-                outputs.append(o)
-                state = state._replace(feed=o)
+                o_t = self._output(s_t, c_t, out_t)  # (B, E)
+                outputs.append(o_t)
+                state = state._replace(feed=o_t)
             else:  # o_t feeds nothing: the output layer runs once, on all steps, below
-                states.append(s)  # (B, H)
-                if context is not None:
-                    contexts.append(context)  # (B, De)
-            if weights is not None:
-                attention.append(weights)  # (B, S)
+                states.append(s_t)  # (B, H)
+                if c_t is not None:
+                    contexts.append(c_t)  # (B, De)
+            if a_t is not None:
+                attention.append(a_t)  # (B, S)
         if self.luong:
-            o_all = torch.stack(outputs, dim=1)  # (B, T, E)
+            o = torch.stack(outputs, dim=1)  # (B, T, E)
         else:
-            o_all = self._output(
-                torch.stack(states, dim=1),  # (B, T, H)
-                torch.stack(contexts, dim=1) if contexts else None,  # (B, T, De)
-                out_e,
-            )  # (B, T, E)
+            c = torch.stack(contexts, dim=1) if contexts else None  # (B, T, De)
+            o = self._output(torch.stack(states, dim=1), c, hoisted.out)  # (B, T, E)
         return Seq2SeqOutput(
-            self.output(o_all),  # (B, T, V)
+            self.output(o),  # (B, T, V)
             torch.stack(attention, dim=1) if attention else None,  # (B, T, S)
         )
 
-    def _forward_sampled(self, enc: EncoderOutput, tgt_in: Tensor, rate: float) -> Seq2SeqOutput:
+    def _forward_sampled(self, memory: EncoderOutput, tgt_in: Tensor, rate: float) -> Seq2SeqOutput:
         """:meth:`forward` with scheduled sampling: step by step, mixing in the model's samples."""
-        state = enc.init_state
-        w = self._first_weights(fuse=True)  # once for all steps
-        prev = tgt_in[:, 0]  # (B,)
+        state = memory.init_state
+        never = torch.tensor([self.pad_id, self.bos_id], device=tgt_in.device)  # never sampled
+        tokens = tgt_in[:, 0]  # (B,)
         logits: list[Tensor] = []
         attention: list[Tensor] = []
         for t in range(tgt_in.shape[1]):
             if t > 0:
                 with torch.no_grad():
-                    probs = torch.softmax(logits[-1].float(), dim=-1)  # (B, V)
-                    sampled = torch.multinomial(probs, 1).squeeze(1)  # (B,)
-                    use = torch.rand(prev.shape, device=prev.device) < rate  # (B,)
-                prev = torch.where(use, sampled, tgt_in[:, t])  # (B,)
-            step = self._token_step(prev, state, enc, w)
-            logits.append(step.logits)  # (B, V)
-            if step.attention is not None:
-                attention.append(step.attention)  # (B, S)
-            state = step.state
+                    scores = logits[-1].float().index_fill(1, never, float("-inf"))  # (B, V)
+                    sampled = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(1)
+                    use = torch.rand(tokens.shape, device=tokens.device) < rate  # (B,)
+                tokens = torch.where(use, sampled, tgt_in[:, t])  # (B,)
+            logits_t, state, a_t = self._decode(tokens, state, memory)
+            logits.append(logits_t)  # (B, V)
+            if a_t is not None:
+                attention.append(a_t)  # (B, S)
         return Seq2SeqOutput(
             torch.stack(logits, dim=1),  # (B, T, V)
             torch.stack(attention, dim=1) if attention else None,  # (B, T, S)
-        )
-
-    @torch.no_grad()
-    def greedy(
-        self, src: Tensor, src_lengths: Tensor, max_len: int
-    ) -> tuple[Tensor, Tensor | None]:
-        """Greedy decoding (no gradients): at each step feed back the most likely token.
-
-        Args:
-            src: (B, S) source token ids.
-            src_lengths: (B,) real source lengths.
-            max_len: the most target tokens to produce, eos included.
-
-        Returns:
-            tokens: (B, T') with T' <= max_len; each row ends with ``eos_id`` followed by
-            ``pad_id`` (a row that reached ``max_len`` without eos has none). Decoding stops when
-            every row has produced eos.
-            attention: (B, T', S) weights of each produced token (zero after eos), or None.
-        """
-        if max_len < 1:
-            raise ValueError(f"max_len must be at least 1, got {max_len}")
-        enc = self.encode(src, src_lengths)
-        B = src.shape[0]
-        prev = torch.full((B,), self.bos_id, dtype=torch.long, device=src.device)  # (B,)
-        finished = torch.zeros(B, dtype=torch.bool, device=src.device)  # (B,)
-        state = enc.init_state
-        tokens, attention = [], []
-        for _ in range(max_len):
-            step = self.decode_step(prev, state, enc)
-            token = step.logits.argmax(dim=-1).masked_fill(finished, self.pad_id)  # (B,)
-            tokens.append(token)
-            if step.attention is not None:
-                attention.append(step.attention.masked_fill(finished[:, None], 0.0))  # (B, S)
-            finished = finished | (token == self.eos_id)
-            prev, state = token, step.state
-            if bool(finished.all()):
-                break
-        return (
-            torch.stack(tokens, dim=1),  # (B, T')
-            torch.stack(attention, dim=1) if attention else None,  # (B, T', S)
         )

@@ -1,56 +1,62 @@
 r"""Attention: a query reads a weighted average of a set of feature vectors.
 
+The letters are the lecture's, and those of :mod:`rnnkit.nn.decoder` and
+:mod:`rnnkit.models.seq2seq`: ``h_i`` the encoder states (the keys), ``s`` the query (a decoder
+state), ``e`` the scores, ``a`` the weights, ``c`` the context.
+
 The general attention layer
 ---------------------------
-Given features ``z`` (a sequence, ``S x Dk``, or an image grid, ``H x W x Dk``, read as ``S = H*W``
-positions) and a query ``h`` (a decoder state), attention computes one score per position,
-normalises the scores into weights and returns the weighted average of the values::
+Given encoder states ``h`` (a sequence, ``S x Dk``, or an image grid, ``H x W x Dk``, read as
+``S = H*W`` positions) and a query ``s`` (a decoder state), attention computes one score per
+position, normalises the scores into weights and returns the weighted average of the values::
 
-    e_i = score(h, z_i)                          for i = 1..S       e: (B, S)
+    e_i = score(s, h_i)                          for i = 1..S       e: (B, S)
     a   = softmax(e)        over the real positions only            a: (B, S),  sum_i a_i = 1
-    c   = sum_i a_i v_i     (values v default to the features z)    c: (B, Dv)
+    c   = sum_i a_i v_i     (values v default to the states h)      c: (B, Dv)
 
 The weights ``a`` say where the model "looks"; they are returned, ready to plot.
 
 Scores
 ------
-With query ``q`` (B, Dq) and keys ``k_i`` (B, S, Dk):
+With the query ``s`` (B, Dq) and the keys ``h_i`` (B, S, Dk):
 
 ``"additive"`` (Bahdanau et al., 2015, an MLP with one hidden layer of size Ha)::
 
-    e_i = v^T tanh(W_q q + W_k k_i + b)      W_q: (Ha, Dq), W_k: (Ha, Dk), b: (Ha,), v: (Ha,)
+    e_i = v^T tanh(W s + U h_i + b)          W: (Ha, Dq), U: (Ha, Dk), b: (Ha,), v: (Ha,)
 
-  ``W_q`` has no bias; the single bias ``b`` lives in the key projection. ``Ha = hidden_size``
-  (default: ``key_size``).
+  ``W`` (``query_proj``) has no bias; the single bias ``b`` lives in the key projection ``U``
+  (``key_proj``). ``Ha = hidden_size`` (default: ``key_size``).
 
 ``"dot"`` (Luong et al., 2015; needs ``Dq == Dk``)::
 
-    e_i = q^T k_i
+    e_i = s^T h_i
 
 ``"general"`` (Luong et al., 2015, a bilinear form)::
 
-    e_i = q^T W k_i                          W: (Dq, Dk)
+    e_i = s^T W_a h_i                        W_a: (Dq, Dk)
 
 ``"scaled_dot"`` (Vaswani et al., 2017; needs ``Dq == Dk``)::
 
-    e_i = q^T k_i / sqrt(Dk)
+    e_i = s^T h_i / sqrt(Dk)
 
 Projected keys
 --------------
-Every score applies a fixed map to the keys that does not depend on the query: ``W_k k_i + b``
-(additive), ``W k_i`` (general), ``k_i / sqrt(Dk)`` (scaled_dot), ``k_i`` (dot). A decoder asks the
-same source many questions, so :meth:`Attention.project_keys` computes that map once per source,
-``(B, S, Dk) -> (B, S, Dp)``, and ``forward(..., projected_keys=...)`` reuses it at every step.
-The layer never keeps it on ``self``: the caller owns it. ``Dp = Ha`` for additive, ``Dq`` for the
-others. With projected keys ``p_i`` the scores become ``v^T tanh(W_q q + p_i)`` (additive) and
-``q^T p_i`` (the rest).
+Every score applies a fixed map to the keys that does not depend on the query: ``U h_i + b``
+(additive), ``W_a h_i`` (general), ``h_i / sqrt(Dk)`` (scaled_dot), ``h_i`` (dot). A decoder asks
+the same source many questions, so :meth:`Attention.project_keys` computes that map once per
+source, ``(B, S, Dk) -> (B, S, Dp)``, and ``forward(..., projected_keys=...)`` reuses it at every
+step. The layer never keeps it on ``self``: the caller owns it. ``Dp = Ha`` for additive, ``Dq``
+for the others. With projected keys ``p_i`` the scores become ``v^T tanh(W s + p_i)`` (additive)
+and ``s^T p_i`` (the rest).
 
 Masking
 -------
 ``mask`` is bool, True = real position. Masked scores are set to ``-inf`` before the softmax, so
 their weights are exactly 0 and their keys and values cannot change the output. A query whose mask
-has no real position at all has no defined weights: that raises a ``ValueError`` (checking costs
-one host sync per call on an accelerator).
+has no real position at all has no defined weights (they come out NaN). ``forward`` checks only
+shapes and dtypes, never values, so it makes no host sync and can run at every decoder step;
+:func:`check_mask` checks that every example has a real position, at the cost of one host sync on
+an accelerator: call it once per batch, at the boundary (a model's ``encode``, say).
 
 Shapes
 ------
@@ -77,6 +83,27 @@ def _shape(t: Tensor) -> str:
     return "(" + ", ".join(str(s) for s in t.shape) + ")"
 
 
+def check_mask(mask: Tensor) -> Tensor:
+    """Check that every example of a mask has a real position; one host sync, once per batch.
+
+    Args:
+        mask: bool (B, S) or a grid (B, H, W), True = real position.
+
+    Returns:
+        ``mask`` itself, so that ``mask = check_mask(mask)`` reads as one step.
+
+    Raises:
+        ValueError: if the mask is not bool, or some example has no real position.
+    """
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor (True = real), got {mask.dtype}")
+    if mask.dim() < 2:
+        raise ValueError(f"mask must be (B, S) or (B, H, W), got shape {_shape(mask)}")
+    if not bool(mask.reshape(mask.shape[0], -1).any(dim=1).all()):
+        raise ValueError("mask has no real position for some example; cannot attend")
+    return mask
+
+
 class Attention(nn.Module):
     """Attention of a query over a set of keys and values (see the module docstring for formulas).
 
@@ -88,19 +115,20 @@ class Attention(nn.Module):
             valid with ``score="additive"``.
 
     Parameters (by score):
-        additive: ``query_proj.weight`` (Ha, Dq), ``key_proj.weight`` (Ha, Dk), ``key_proj.bias``
-            (Ha,), ``v.weight`` (1, Ha).
-        general: ``key_proj.weight`` (Dq, Dk), the ``W`` of ``q^T W k``.
+        additive: ``query_proj.weight`` = W (Ha, Dq), ``key_proj.weight`` = U (Ha, Dk),
+            ``key_proj.bias`` = b (Ha,), ``v.weight`` = v^T (1, Ha).
+        general: ``key_proj.weight`` (Dq, Dk), the ``W_a`` of ``s^T W_a h_i``.
         dot, scaled_dot: none.
 
     Example::
 
         attn = Attention(query_size=7, key_size=5)
-        keys = torch.randn(3, 4, 5)                       # (B, S, Dk)
-        mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]]).bool()  # (B, S)
-        projected = attn.project_keys(keys)               # (B, S, Ha), once per source
-        context, weights = attn(torch.randn(3, 7), keys, mask=mask, projected_keys=projected)
-        # context (B, Dk), weights (B, S)
+        h = torch.randn(3, 4, 5)                          # (B, S, Dk) encoder states
+        mask = check_mask(torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]]).bool())
+        projected = attn.project_keys(h)                  # (B, S, Ha), once per source
+        s = torch.randn(3, 7)                             # (B, Dq) decoder state
+        c, a = attn(s, h, mask=mask, projected_keys=projected)
+        # context c (B, Dk), weights a (B, S)
     """
 
     query_proj: nn.Linear | None
@@ -164,8 +192,8 @@ class Attention(nn.Module):
             keys: (B, S, Dk) or a grid (B, H, W, Dk).
 
         Returns:
-            (B, S, Dp) or (B, H, W, Dp): ``W_k k + b`` (additive, Dp = Ha), ``W k`` (general,
-            Dp = Dq), ``k / sqrt(Dk)`` (scaled_dot), ``k`` itself (dot).
+            (B, S, Dp) or (B, H, W, Dp): ``U h + b`` (additive, Dp = Ha), ``W_a h`` (general,
+            Dp = Dq), ``h / sqrt(Dk)`` (scaled_dot), ``h`` itself (dot).
         """
         self._check_keys(keys)
         if self.key_proj is not None:
@@ -189,7 +217,8 @@ class Attention(nn.Module):
             query: (B, Dq) or (B, Tq, Dq).
             keys: (B, S, Dk) or a grid (B, H, W, Dk).
             values: (B, S, Dv) or (B, H, W, Dv) with the keys' positions; default: the keys.
-            mask: bool (B, S) or (B, H, W), True = real position; default: all real.
+            mask: bool (B, S) or (B, H, W), True = real position; default: all real. Its values
+                are not checked here (no host sync); see :func:`check_mask`.
             projected_keys: :meth:`project_keys` of these keys, (B, S, Dp) or (B, H, W, Dp), to skip
                 recomputing it; it must come from this module's current weights.
 
@@ -232,36 +261,33 @@ class Attention(nn.Module):
                 raise ValueError(
                     f"mask must have the keys' positions {tuple(positions)}, got {_shape(mask)}"
                 )
-            if not bool(mask.reshape(mask.shape[0], -1).any(dim=1).all()):
-                raise ValueError("mask has no real position for some example; cannot attend")
 
         B = keys.shape[0]
         single = query.dim() == 2
-        q = query.unsqueeze(1) if single else query  # (B, Tq, Dq)
+        s = query.unsqueeze(1) if single else query  # (B, Tq, Dq)
         p = projected_keys.reshape(B, -1, self.projected_size)  # (B, S, Dp)
-        vals = values.reshape(B, -1, values.shape[-1])  # (B, S, Dv)
+        v = values.reshape(B, -1, values.shape[-1])  # (B, S, Dv)
 
-        scores = self._scores(q, p)  # (B, Tq, S)
+        e = self._scores(s, p)  # (B, Tq, S)
         if mask is not None:
-            flat_mask = mask.reshape(B, 1, -1)  # (B, 1, S)
-            scores = scores.masked_fill(~flat_mask, float("-inf"))
-        weights = torch.softmax(scores, dim=-1)  # (B, Tq, S)
-        context = torch.bmm(weights, vals)  # (B, Tq, Dv)
+            e = e.masked_fill(~mask.reshape(B, 1, -1), float("-inf"))  # (B, Tq, S)
+        a = torch.softmax(e, dim=-1)  # (B, Tq, S)
+        c = torch.bmm(a, v)  # (B, Tq, Dv)
 
-        weights = weights.reshape(B, q.shape[1], *positions[1:])  # (B, Tq, S) or (B, Tq, H, W)
+        a = a.reshape(B, s.shape[1], *positions[1:])  # (B, Tq, S) or (B, Tq, H, W)
         if single:
-            return context.squeeze(1), weights.squeeze(1)  # (B, Dv), (B, S)
-        return context, weights
+            return c.squeeze(1), a.squeeze(1)  # (B, Dv), (B, S)
+        return c, a
 
-    def _scores(self, q: Tensor, p: Tensor) -> Tensor:
-        """Scores e of queries q (B, Tq, Dq) against projected keys p (B, S, Dp): (B, Tq, S)."""
+    def _scores(self, s: Tensor, p: Tensor) -> Tensor:
+        """Scores e of queries s (B, Tq, Dq) against projected keys p (B, S, Dp): (B, Tq, S)."""
         if self.score == "additive":
             assert self.query_proj is not None and self.v is not None
-            wq = self.query_proj(q)  # (B, Tq, Ha)
-            hidden = (wq.unsqueeze(2) + p.unsqueeze(1)).tanh_()  # (B, Tq, S, Ha), in place
-            scores: Tensor = self.v(hidden).squeeze(-1)  # (B, Tq, S)
-            return scores
-        return torch.bmm(q, p.transpose(1, 2))  # (B, Tq, S)
+            ws = self.query_proj(s)  # (B, Tq, Ha), W s
+            hidden = (ws.unsqueeze(2) + p.unsqueeze(1)).tanh_()  # (B, Tq, S, Ha), in place
+            e: Tensor = self.v(hidden).squeeze(-1)  # (B, Tq, S), v^T tanh(W s + U h_i + b)
+            return e
+        return torch.bmm(s, p.transpose(1, 2))  # (B, Tq, S), s^T p_i
 
     def _check_keys(self, keys: Tensor) -> None:
         if keys.dim() not in (3, 4):

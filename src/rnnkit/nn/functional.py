@@ -24,6 +24,13 @@ from torch import Tensor
 Nonlinearity = Literal["tanh", "relu"]
 NONLINEARITIES: tuple[Nonlinearity, ...] = ("tanh", "relu")
 
+CellKind = Literal["gru", "lstm", "rnn"]
+CELLS: tuple[CellKind, ...] = ("gru", "lstm", "rnn")
+"""The cell kinds, sorted: what ``make_layer``/``make_cell`` and every model config accept."""
+
+State = tuple[Tensor, ...]
+"""A cell's state: (h,) for the RNN and GRU, (h, c) for the LSTM."""
+
 
 def input_projection(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None = None) -> Tensor:
     """``W_ih x + b_ih`` for any number of leading dimensions.
@@ -154,6 +161,43 @@ def gru_cell(
     z = (x_z + h_z).sigmoid_()
     n = torch.addcmul(x_n, r, h_n).tanh_()  # tanh(x_n + r * h_n), (B, H)
     return torch.lerp(n, h, z)  # (1 - z) * n + z * h, (B, H)
+
+
+def cell_step(
+    cell: CellKind,
+    gates_x: Tensor,
+    state: State,
+    weight_hh: Tensor,
+    bias_hh: Tensor | None = None,
+    nonlinearity: Nonlinearity = "tanh",
+) -> State:
+    """One step of any cell kind from a precomputed input projection (the one cell dispatch).
+
+    Calls :func:`rnn_cell`, :func:`lstm_cell` or :func:`gru_cell` on a state tuple, so a loop over
+    time or layers is written once for all three cells.
+
+    Args:
+        cell: ``"rnn"``, ``"lstm"`` or ``"gru"``.
+        gates_x: ``W_ih x_t + b_ih``, (B, G).
+        state: (h_{t-1},) or, for the LSTM, (h_{t-1}, c_{t-1}), each (B, H).
+        weight_hh: (G, H). bias_hh: (G,) or None.
+        nonlinearity: for the Elman RNN, ``"tanh"`` or ``"relu"``.
+
+    Returns:
+        (h_t,) or (h_t, c_t), each (B, H).
+    """
+    if cell == "lstm":
+        return lstm_cell(gates_x, state[0], state[1], weight_hh, bias_hh)
+    if cell == "gru":
+        return (gru_cell(gates_x, state[0], weight_hh, bias_hh),)
+    if cell == "rnn":
+        return (rnn_cell(gates_x, state[0], weight_hh, bias_hh, nonlinearity),)
+    raise unknown_cell(cell)
+
+
+def unknown_cell(cell: str) -> ValueError:
+    """The error for a cell name that is not one of :data:`CELLS`."""
+    return ValueError(f"unknown cell {cell!r}; valid cells: {', '.join(CELLS)}")
 
 
 def rnn_cell_input(
