@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from rnnkit import nn as rnn
 from rnnkit.models.classifier import SequenceClassifierConfig
+from rnnkit.nn import make_layer
 
 
 class SequenceTagger(nn.Module):
@@ -33,9 +33,9 @@ class SequenceTagger(nn.Module):
             raise ValueError(
                 f"vocab_size and num_classes must be positive, got {vocab_size}, {num_classes}"
             )
-        layer_cls = {"rnn": rnn.RNN, "lstm": rnn.LSTM, "gru": rnn.GRU}[config.cell]
         self.embed = nn.Embedding(vocab_size, config.embedding_size)
-        self.rnn = layer_cls(
+        self.rnn = make_layer(
+            config.cell,
             config.embedding_size,
             config.hidden_size,
             num_layers=config.num_layers,
