@@ -6,6 +6,8 @@ sequence from the last step to the first. The results match ``torch.autograd`` o
 ``torch.nn.RNN / LSTM / GRU`` with the same weights to rounding error (about 1e-15 for B=3, T=6,
 I=4, H=5; the tests demand 1e-8). Nothing here is meant to be fast; use :mod:`torch` for
 training. The module imports no torch at all except inside :func:`params_from_torch`.
+It is longer than the usual 500 lines on purpose: three cells, each forward and backward pass
+written out next to the other so the reader sees the whole of BPTT in one place.
 
 Shapes: B batch, T time steps, I input features, H hidden units, G gates (1 for the Elman RNN, 4 for
 the LSTM, 3 for the GRU). Everything is batch first: inputs ``x`` are (B, T, I), outputs (B, T, H),

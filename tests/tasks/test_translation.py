@@ -263,6 +263,27 @@ def test_label_smoothing_and_scheduled_sampling_train_a_translation_model(tmp_pa
     assert task.sampling_rate == pytest.approx(0.5)
 
 
+def test_label_smoothing_is_the_loss_the_step_takes(
+    partly_trained: tuple[TranslationTask, Seq2Seq], tmp_path: Path
+) -> None:
+    """The step's loss is (1 - eps) * NLL + eps * (mean over V of -log p), by hand, on a model
+    trained far enough that the two terms differ."""
+    eps = 0.1
+    trained_task, model = partly_trained
+    config = run_config(tmp_path, objective={"label_smoothing": eps})
+    task = TranslationTask(config, trained_task.run_dir)  # the trained run's tokeniser
+    model.eval()
+    batch = task.make_batches(PAIRS)[0]
+    with torch.no_grad():
+        smoothed = float(task.step(model, batch).loss)
+        logp = model(batch.src, batch.src_lengths, batch.tgt_in).logits.double().log_softmax(-1)
+    real = batch.tgt_out != PAD_ID  # (B, T)
+    nll = -logp.gather(-1, batch.tgt_out[..., None])[..., 0][real]  # (N,)
+    uniform = -logp.mean(-1)[real]  # (N,)
+    assert smoothed == pytest.approx(float(((1 - eps) * nll + eps * uniform).mean()), rel=1e-5)
+    assert abs(smoothed - float(nll.mean())) > 1e-3  # smoothing changes the number
+
+
 @pytest.mark.parametrize("option", ["label_smoothing", "scheduled_sampling"])
 def test_translation_options_are_rejected_for_another_task(option: str) -> None:
     with pytest.raises(ConfigError, match=rf"^unknown config key 'objective\.{option}'"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ def _weights(rows: int, columns: int, seed: int = 0) -> torch.Tensor:
     return torch.softmax(torch.randn(rows, columns, generator=generator), dim=-1)  # (T_out, S)
 
 
-def test_plot_attention_writes_png_from_tensor_or_array(tmp_path: Path) -> None:
+def test_plot_attention_writes_png_from_tensor_or_array(tmp_path: Path, drawn: list[Any]) -> None:
     weights = _weights(T_OUT, S)
     source = ["the", "agreement", "on", "the", "European", "zone", "."]
     output = ["l'", "accord", "sur", "la", "zone"]
@@ -38,6 +39,15 @@ def test_plot_attention_writes_png_from_tensor_or_array(tmp_path: Path) -> None:
     for path in (from_tensor, from_array):
         width, height = _png_size(path)
         assert width > 100 and height > 100
+    # What was drawn: the weights as they are (row t = output token t), tokens on the axes.
+    for figure in drawn:
+        axes = figure.axes[0]
+        (image,) = axes.images
+        np.testing.assert_allclose(np.asarray(image.get_array()), weights.numpy(), rtol=1e-6)
+        assert image.get_clim() == (0.0, 1.0)
+        assert [t.get_text() for t in axes.get_xticklabels()] == source
+        assert [t.get_text() for t in axes.get_yticklabels()] == output
+    assert drawn[0].axes[0].get_xlabel() == "en-fr"
 
 
 def test_plot_attention_grows_with_tokens(tmp_path: Path) -> None:
@@ -73,7 +83,7 @@ def test_plot_attention_errors(tmp_path: Path) -> None:
     assert not path.exists()
 
 
-def test_plot_attention_grid(tmp_path: Path) -> None:
+def test_plot_attention_grid(tmp_path: Path, drawn: list[Any]) -> None:
     words = ["a", "red", "apple", "<eos>"]
     grids = torch.softmax(torch.randn(len(words), 7 * 7), dim=-1).reshape(len(words), 7, 7)
     rgb = np.random.default_rng(0).uniform(size=(72, 72, 3))
@@ -82,6 +92,15 @@ def test_plot_attention_grid(tmp_path: Path) -> None:
     assert width > height  # 3 panels wide, 2 rows
     grey = plot_attention_grid(rgb[..., 0], grids.numpy(), words, tmp_path / "g.png")
     assert _png_size(grey)[0] > width  # 4 panels in one row
+    # One panel per word, titled with it: the image, then that word's grid stretched over it.
+    panels = drawn[0].axes
+    assert [a.get_title() for a in panels] == words
+    assert drawn[0].get_suptitle() == "emoji"
+    for k, panel in enumerate(panels):
+        picture, overlay = panel.images
+        np.testing.assert_allclose(np.asarray(picture.get_array()), rgb)
+        np.testing.assert_allclose(np.asarray(overlay.get_array()), grids[k].numpy(), rtol=1e-6)
+        assert overlay.get_extent() == [-0.5, 71.5, 71.5, -0.5]  # the whole image, no crop
     with pytest.raises(ValueError, match=r"image must be \(Hi, Wi\) or \(Hi, Wi, 3\)"):
         plot_attention_grid(rgb[..., :2], grids, words, tmp_path / "x.png")
     with pytest.raises(ValueError, match="words has 3 tokens but the weights have 4 output steps"):
@@ -99,7 +118,7 @@ def _buckets(bleus: list[float | None], counts: list[int]) -> list[LengthBucket]
     ]
 
 
-def test_plot_bleu_by_length(tmp_path: Path) -> None:
+def test_plot_bleu_by_length(tmp_path: Path, drawn: list[Any]) -> None:
     counts = [40, 30, 20, 10, 5, 0]
     results = {
         "attention": _buckets([30.0, 28.0, 27.0, 26.0, 25.0, None], counts),
@@ -108,6 +127,13 @@ def test_plot_bleu_by_length(tmp_path: Path) -> None:
     path = plot_bleu_by_length(results, tmp_path / "bleu_by_length.png")
     width, height = _png_size(path)
     assert width > 300 and height > 200
+    (axes,) = drawn[0].axes
+    assert [line.get_label() for line in axes.get_lines()] == ["attention", "fixed context"]
+    for line, name in zip(axes.get_lines(), results, strict=True):
+        expected = [np.nan if b["bleu"] is None else b["bleu"] for b in results[name]]
+        np.testing.assert_array_equal(line.get_ydata(), expected)
+    ticks = [t.get_text() for t in axes.get_xticklabels()]
+    assert ticks[0] == "1-10\n(n=40)" and ticks[-1] == ">50\n(n=0)"
     with pytest.raises(ValueError, match="were scored on different sentences"):
         plot_bleu_by_length(
             {"a": results["attention"], "b": _buckets([1.0] * 6, [1] * 6)}, tmp_path / "x.png"

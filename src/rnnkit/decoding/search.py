@@ -39,6 +39,9 @@ sentence scores its K*V continuations (beam score + log-prob), keeps the best 2K
 
 The ``n_best`` best finished hypotheses are returned, best first. With K = 1 this is greedy
 search. Searching one sentence at a time is the same call with a batch of one.
+
+The three algorithms stay in one module (a little over 500 lines) because they share the length
+limit, the log-prob masking and the attention bookkeeping above.
 """
 
 from __future__ import annotations

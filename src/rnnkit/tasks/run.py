@@ -27,7 +27,7 @@ from rnnkit.config import (
     read_yaml,
 )
 from rnnkit.io import load_safetensors, write_text_atomic
-from rnnkit.tasks.base import Predictor, Task
+from rnnkit.tasks.base import Predictor, Task, TaskError
 from rnnkit.tasks.registry import get_task
 
 Weights = Literal["best", "final"]
@@ -153,5 +153,8 @@ def load_run(run_dir: Path, weights: Weights = "best") -> LoadedRun:
 
 def load_predictor(run_dir: Path, weights: Weights = "best") -> Predictor[Any, Any]:
     """The run's task :class:`Predictor`, ready for ``predict``."""
+    task_cls = get_task(read_run_config(run_dir).task)
+    if getattr(task_cls, "predictor", None) is None:
+        raise TaskError(f"task '{task_cls.name}' has no predictor: it cannot predict")
     run = load_run(run_dir, weights)
-    return type(run.task).predictor(run.task, run.model)
+    return task_cls.predictor(run.task, run.model)
