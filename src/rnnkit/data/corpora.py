@@ -12,10 +12,12 @@
   translations are kept back for independent evaluation and are never read.
 - ``emoji-en-fr``: official emoji names from the ``emoji`` package, English to French
   (``red apple`` / ``pomme rouge``), 5,244 pairs (3,972 distinct English names: variants such as
-  text/emoji presentation repeat a name). The split is by a hash of the English name, so a
-  repeated name never lands in two splits: SHA-256 of the UTF-8 name, its first 8 bytes as a
-  big-endian integer, modulo 100: below 90 train, below 95 valid, else test (about 90/5/5).
-  Pairs are sorted by (English, French) within each split.
+  text/emoji presentation repeat a name). The split is by a hash of the English *base* name, the
+  name without its skin tones (``woman technologist medium skin tone`` -> ``woman
+  technologist``), so every skin-tone variant of one emoji, and every repeat of a name, lands in
+  the same split: SHA-256 of the UTF-8 base name, its first 8 bytes as a big-endian integer,
+  modulo 100: below 90 train, below 95 valid, else test (about 90/5/5). Pairs are sorted by
+  (English, French) within each split.
 
 Both packages form the optional extra ``rnnkit[corpora]``; nothing is downloaded.
 :func:`write_tsv` writes any split to a TSV file for a look.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import importlib.metadata
 import sqlite3
 from dataclasses import dataclass
@@ -72,7 +75,7 @@ CORPORA: dict[str, CorpusInfo] = {
     "emoji-en-fr": CorpusInfo(
         "emoji",
         "official emoji names, English to French (5,244 pairs)",
-        "SHA-256 of the English name mod 100: train < 90 <= valid < 95 <= test",
+        "SHA-256 of the English name without skin tones mod 100: train < 90 <= valid < 95 <= test",
     ),
 }
 CORPUS_NAMES: tuple[str, ...] = tuple(CORPORA)
@@ -139,9 +142,21 @@ def _bible(books: tuple[int, int]) -> list[Pair]:
     return [(en, fr) for en, fr in pairs if en and fr]
 
 
+_SKIN_TONE = re.compile(
+    r"\s*(?:,|\band\b)?\s*\b(?:medium-light|medium-dark|light|medium|dark) skin tone\b"
+)
+
+
+def emoji_base_name(english: str) -> str:
+    """An English emoji name without its skin tones: ``kiss person person medium-light skin
+    tone medium skin tone`` -> ``kiss person person``."""
+    return " ".join(_SKIN_TONE.sub(" ", english).split())
+
+
 def _emoji_bucket(english: str) -> int:
-    """The 0..99 bucket of an English emoji name (SHA-256, first 8 bytes, big-endian, mod 100)."""
-    digest = hashlib.sha256(english.encode("utf-8")).digest()
+    """The 0..99 bucket of an English emoji name: SHA-256 of its base name (skin tones
+    removed), first 8 bytes, big-endian, mod 100."""
+    digest = hashlib.sha256(emoji_base_name(english).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") % 100
 
 
