@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import importlib.metadata
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
