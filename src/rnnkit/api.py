@@ -106,6 +106,12 @@ def run_task(run_dir: Path) -> type[Task]:
     return get_task(read_run_config(run_dir).task)
 
 
+def _check_data_file(data: Path) -> None:
+    """A data file must not be a folder (the task's reader would fail with a traceback)."""
+    if data.is_dir():
+        raise ConfigError(f"{data}: is a folder; give the data file")
+
+
 def evaluate(
     run_dir: Path,
     data: Path,
@@ -114,8 +120,7 @@ def evaluate(
     weights: Weights = "best",
 ) -> Report:
     """Metrics of a trained run on a user's data file (format and options defined by its task)."""
-    if data.is_dir():
-        raise ConfigError(f"{data}: is a folder; give the data file")
+    _check_data_file(data)
     run = load_run(run_dir, weights)
     return run.task.evaluate_file(run.model, data, options or {})
 
@@ -129,8 +134,7 @@ def compare(
     weights: Weights = "best",
 ) -> Report:
     """Several runs of one task on the same data file, side by side (the task's ``compare``)."""
-    if data.is_dir():
-        raise ConfigError(f"{data}: is a folder; give the data file")
+    _check_data_file(data)
     configs = [read_run_config(run) for run in runs]  # refuse a wrong run before any work
     kinds = {c.task for c in configs}
     if len(kinds) > 1:
