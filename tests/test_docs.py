@@ -63,3 +63,20 @@ def test_configs_trained_by_name_are_built_in(doc: Path) -> None:
     named = re.findall(r"rnnkit train ([\w-]+) ", text)
     unknown = sorted({n for n in named if n.upper() != n and n not in builtin_configs()})
     assert not unknown, f"{doc.name} trains configs that are not built in: {unknown}"
+
+
+SYNTHETIC_PREDICT = re.compile(r'rnnkit predict runs/(copy|reverse) ((?:"[\d ]+" ?)+)')
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_synthetic_predict_examples_use_lengths_the_config_trains_on(doc: Path) -> None:
+    from rnnkit.tasks.run import load_config
+
+    for name, quoted in SYNTHETIC_PREDICT.findall(doc.read_text(encoding="utf-8")):
+        data = load_config(name, []).data
+        low = data.min_length or data.length
+        for example in re.findall(r'"([\d ]+)"', quoted):
+            n = len(example.split())
+            assert low <= n <= data.length, (
+                f"{doc.name}: {example!r} has {n} symbols; {name}.yaml trains on {low}-{data.length}"
+            )
