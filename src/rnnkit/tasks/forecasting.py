@@ -83,6 +83,9 @@ class ForecastDataConfig(FrozenConfig):
         calendar: calendar features (known in the future) from the time column, or ``auto``
             (chosen from the frequency: month for monthly data, hour and day of week below daily).
         freq: pandas frequency; inferred from the timestamps when null.
+        date_format: a strptime format every date must match (``"%d/%m/%Y"``); or
+        dayfirst: read ``A/B/Y`` dates day-first (true) or month-first (false). With neither,
+            the order is inferred where only one reading works and refused where both do.
         fill_gaps: ``interpolate`` fills missing timestamps and values linearly in time; ``none``
             reports them as errors.
         horizon: H, steps forecast at once (the longest horizon the model can predict).
@@ -102,6 +105,8 @@ class ForecastDataConfig(FrozenConfig):
     past_covariates: tuple[str, ...] = ()
     calendar: tuple[CalendarFeature, ...] | Literal["auto"] = "auto"
     freq: str | None = None
+    date_format: str | None = None
+    dayfirst: bool | None = None
     fill_gaps: FillGaps = "none"
     horizon: int = Field(12, ge=1)
     lookback: int = Field(24, ge=1)
@@ -124,6 +129,8 @@ class ForecastDataConfig(FrozenConfig):
     def _one_source(self) -> ForecastDataConfig:
         if (self.path is None) == (self.series is None):
             raise ValueError("set exactly one of data.path and data.series")
+        if self.date_format is not None and self.dayfirst is not None:
+            raise ValueError("set data.date_format or data.dayfirst, not both")
         return self
 
     @property
@@ -252,6 +259,14 @@ class ForecastPredictor(Predictor[Path, Forecast]):
         output = options.get("output")
         if len(paths) > 1 and (output is not None or options.get("plot") is not None):
             raise TaskError(f"--output and --plot take one history file, got {len(paths)}")
+        for path in paths:
+            if not path.is_file():
+                d = task.data
+                columns = ", ".join([d.time_column, *d.targets, *d.past_covariates])
+                raise TaskError(
+                    f"{path}: no such file; a forecasting run predicts from a history file, a "
+                    f"CSV or Parquet file with the columns {columns}"
+                )
         forecasts = []
         for path in paths:
             history = task.read(path, freq=task.meta().freq)
@@ -341,6 +356,8 @@ class ForecastingTask(Task):
             fill_gaps=d.fill_gaps,
             transform=d.transform,
             name=name,
+            date_format=d.date_format,
+            dayfirst=d.dayfirst,
         )
 
     def series(self) -> TimeSeries:
@@ -532,6 +549,7 @@ class ForecastingTask(Task):
         The last fold forecasts the final ``data.horizon`` steps of ``series``; each earlier one
         starts ``step`` (default: the horizon) steps before. Every metric is averaged over the
         folds; baselines see the same history and are reported as ``<baseline>.<metric>``.
+        ``folds`` and ``horizon`` are ints (``"folds": 3`` in the JSON), the metrics floats.
         """
         H, season = self.data.horizon, self.meta().season
         step = H if step is None else step
@@ -559,7 +577,7 @@ class ForecastingTask(Task):
                 fold.update({f"{name}.{key}": value for key, value in scores.items()})
             results.append(fold)
         summary = {key: float(np.mean([r[key] for r in results])) for key in results[0]}
-        return {"folds": float(folds), "horizon": float(H), **summary}
+        return {"folds": folds, "horizon": H, **summary}  # counts stay ints in the JSON
 
     def write_forecast(
         self,
@@ -592,7 +610,7 @@ class ForecastingTask(Task):
         if items and all(isinstance(b, BacktestRequest) for b in items):
             assert isinstance(model, Forecaster)
             summaries = [self.backtest_series(model, b.series, b.folds, b.step) for b in items]
-            return {k: float(np.mean([s[k] for s in summaries])) for k in summaries[0]}
+            return {k: _mean(s[k] for s in summaries) for k in summaries[0]}
         return super().evaluate(model, items)
 
     def evaluate_file(self, model: nn.Module, path: Path, options: Mapping[str, Any]) -> Report:
@@ -601,6 +619,14 @@ class ForecastingTask(Task):
         folds = options.get("folds")
         series = self.read(path, freq=self.meta().freq)
         return Report(self.backtest_series(model, series, 1 if folds is None else folds))
+
+
+def _mean(values: Iterable[float]) -> float:
+    """The mean of ``values``; an int when they are equal ints (fold and horizon counts)."""
+    seen = list(values)
+    if all(isinstance(v, int) for v in seen) and len(set(seen)) == 1:
+        return seen[0]
+    return float(np.mean(seen))
 
 
 def _shuffle_generator(seed: int, epoch: int) -> torch.Generator:
