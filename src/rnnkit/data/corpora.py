@@ -196,7 +196,12 @@ def _emoji(bounds: tuple[int, int]) -> list[Pair]:
 
 # ----------------------------------------------------------------------------- every built-in data set
 
-DATA_PROVIDERS: tuple[str, ...] = ("rnnkit.data.corpora", "rnnkit.data.timeseries")
+DATA_PROVIDERS: tuple[str, ...] = (
+    "rnnkit.data.corpora",
+    "rnnkit.data.timeseries",
+    "rnnkit.data.text",
+    "rnnkit.data.conll",
+)
 """Modules whose ``exports()`` lists built-in data sets, in the order ``rnnkit corpus`` lists them."""
 ENTRY_POINT_GROUP = "rnnkit.datasets"
 """Entry points (functions returning a list of :class:`BuiltinData`) of data sets from packages."""
@@ -213,7 +218,7 @@ class Loaded:
 
     count: int
     unit: str
-    write: Callable[[Path], None]
+    write: Callable[[Path], object]
 
 
 @dataclass(frozen=True)

