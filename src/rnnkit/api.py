@@ -4,6 +4,11 @@ A run folder holds ``config.yaml`` (the resolved config), what the task's ``prep
 (tokenisers, scalers), ``model.safetensors`` (final weights), ``best.safetensors`` (best on
 validation), ``metrics.csv`` and ``checkpoints/``. Weights load with safetensors, so opening a run
 never executes code from it. ``cli/`` (and the server) call only this module.
+
+Every function that computes sets torch's intra-op thread count first (process-wide, like
+``train.threads`` in training): ``threads`` when given, else the auto policy of
+:func:`rnnkit.training.device.choose_threads` for the run's model, which is one thread for the
+small recurrent models that a second thread only slows down.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from torch import nn
 
 from rnnkit.config import ConfigError, RunConfig
 from rnnkit.tasks.base import Predictor, Report, Task
@@ -20,12 +27,13 @@ from rnnkit.tasks.run import (
     Weights,
     build_run_config,
     load_config,
-    load_predictor,
     load_run,
     read_run_config,
     write_config,
 )
+from rnnkit.tasks.run import load_predictor as _load_predictor
 from rnnkit.training import TrainResult, list_checkpoints, train_task
+from rnnkit.training.device import apply_threads, step_work
 
 __all__ = [
     "LoadedRun",
@@ -39,13 +47,21 @@ __all__ = [
     "predict",
     "read_run_config",
     "run_task",
+    "set_threads",
     "task_names",
     "train",
     "write_config",
 ]
 
-# Keys that may change between a run and its resumption: the budget can be extended.
-_RESUMABLE_CHANGES = {"train.max_steps", "train.epochs", "train.max_time_s", "train.progress"}
+# Keys that may change between a run and its resumption: the budget can be extended, and the
+# thread count follows the machine (a resumed run is bit-exact only with the same count).
+_RESUMABLE_CHANGES = {
+    "train.max_steps",
+    "train.epochs",
+    "train.max_time_s",
+    "train.progress",
+    "train.threads",
+}
 
 
 def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -101,6 +117,20 @@ def train(config: RunConfig, out: Path, *, resume: bool = False) -> TrainResult:
     return train_task(task, out, resume=started)
 
 
+def set_threads(model: nn.Module, threads: int | None, batch_size: int) -> int:
+    """Set torch's thread count for computing with ``model`` on batches of ``batch_size``.
+
+    ``threads`` when given (>= 1), else the auto policy for the model's
+    :func:`~rnnkit.training.device.step_work`; process-wide, logged at INFO. Returns the count.
+    """
+    return apply_threads(threads, step_work(model, batch_size))
+
+
+def _set_run_threads(run: LoadedRun, threads: int | None) -> None:
+    # The training batch size bounds the batches evaluation and prediction use.
+    set_threads(run.model, threads, run.config.train.batch_size)
+
+
 def run_task(run_dir: Path) -> type[Task]:
     """The task class of a run folder (read from its ``config.yaml``)."""
     return get_task(read_run_config(run_dir).task)
@@ -118,10 +148,13 @@ def evaluate(
     options: Mapping[str, Any] | None = None,
     *,
     weights: Weights = "best",
+    threads: int | None = None,
 ) -> Report:
-    """Metrics of a trained run on a user's data file (format and options defined by its task)."""
+    """Metrics of a trained run on a user's data file (format and options defined by its task);
+    ``threads``: torch's thread count (None: auto, see :func:`set_threads`)."""
     _check_data_file(data)
     run = load_run(run_dir, weights)
+    _set_run_threads(run, threads)
     return run.task.evaluate_file(run.model, data, options or {})
 
 
@@ -132,8 +165,11 @@ def compare(
     options: Mapping[str, Any] | None = None,
     *,
     weights: Weights = "best",
+    threads: int | None = None,
 ) -> Report:
-    """Several runs of one task on the same data file, side by side (the task's ``compare``)."""
+    """Several runs of one task on the same data file, side by side (the task's ``compare``);
+    ``threads``: torch's thread count (None: auto for the largest model, see
+    :func:`set_threads`)."""
     _check_data_file(data)
     configs = [read_run_config(run) for run in runs]  # refuse a wrong run before any work
     kinds = {c.task for c in configs}
@@ -141,6 +177,8 @@ def compare(
         listed = ", ".join(f"{run} ({c.task})" for run, c in zip(runs, configs, strict=True))
         raise ConfigError(f"compare needs runs of one task, got {listed}")
     loaded = [load_run(run, weights) for run in runs]
+    largest = max(loaded, key=lambda r: step_work(r.model, r.config.train.batch_size))
+    _set_run_threads(largest, threads)
     return loaded[0].task.compare(names, [r.model for r in loaded], data, options or {})
 
 
@@ -150,8 +188,20 @@ def predict(
     options: Mapping[str, Any] | None = None,
     *,
     weights: Weights = "best",
+    threads: int | None = None,
 ) -> list[Any]:
-    """The run's predictions for ``inputs`` (the task's input type, or text it parses)."""
-    predictor: Predictor[Any, Any] = load_predictor(run_dir, weights)
+    """The run's predictions for ``inputs`` (the task's input type, or text it parses);
+    ``threads``: torch's thread count (None: auto, see :func:`set_threads`)."""
+    predictor = load_predictor(run_dir, weights, threads=threads)
     parsed = [predictor.parse(i) if isinstance(i, str) else i for i in inputs]
     return predictor.predict(parsed, options or {})
+
+
+def load_predictor(
+    run_dir: Path, weights: Weights = "best", *, threads: int | None = None
+) -> Predictor[Any, Any]:
+    """The run's task :class:`~rnnkit.tasks.base.Predictor`, ready for ``predict``, with torch's
+    thread count set for its model (``threads``; None: auto, see :func:`set_threads`)."""
+    predictor: Predictor[Any, Any] = _load_predictor(run_dir, weights)
+    set_threads(predictor.model, threads, predictor.task.config.train.batch_size)
+    return predictor

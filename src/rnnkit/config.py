@@ -99,6 +99,16 @@ class TrainConfig(FrozenConfig):
             raise ValueError(f"must be >= 1, got {value}")
         return value
 
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads(cls, value: Any) -> Any:
+        """``auto`` (or null) lets :func:`rnnkit.training.device.choose_threads` decide."""
+        if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be an integer >= 1 or 'auto', got {value!r}")
+        return value
+
     @field_validator("lr", "max_time_s")
     @classmethod
     def _positive(cls, value: float | None) -> float | None:

@@ -76,6 +76,15 @@ def test_gradients_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert plot.read_bytes().startswith(PNG_MAGIC) and plot.stat().st_size > 10_000
 
 
+@pytest.mark.slow  # a worker process, about 5 s
+def test_gradients_max_steps_is_a_step_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["diagnose", "gradients", "--cells", "rnn", "--length", "10", "--hidden-size", "8"]
+    argv += ["--train-time-s", "600", "--max-steps", "7", "--steps", "2", "--json"]
+    assert main(argv) == 0
+    flow = json.loads(capsys.readouterr().out)["flow"]
+    assert (flow["max_steps"], [r["steps"] for r in flow["training"]]) == (7, [7])
+
+
 def test_gradients_text_without_training(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["diagnose", "gradients", "--length", "10", "--hidden-size", "8", "--train-time-s", "0"]
     assert main([*argv, "--steps", "10"]) == 0
@@ -118,6 +127,7 @@ def test_gradients_text_without_training(capsys: pytest.CaptureFixture[str]) -> 
             ["gradients", "--length", "1"],
             "lengths must be integers >= 2 for task 'adding', got [1]",
         ),
+        (["gradients", "--max-steps", "0"], "max_steps must be >= 1, got 0"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

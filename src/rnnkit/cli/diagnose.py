@@ -119,6 +119,7 @@ def _memory(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             out=Path(args.out) if args.out else None,
             on_result=progress,
+            threads=args.threads,
         ),
     )
     if args.plot:
@@ -152,6 +153,7 @@ def _gradients(args: argparse.Namespace) -> int:
             length=args.length,
             hidden_size=args.hidden_size,
             train_time_s=args.train_time_s,
+            max_steps=args.max_steps,
             radius=args.radius,
             lr=args.lr,
             steps=args.steps,
@@ -159,6 +161,7 @@ def _gradients(args: argparse.Namespace) -> int:
             seed=args.seed,
             jobs=args.jobs,
             on_result=progress,
+            threads=args.threads,
         ),
     )
     if args.plot:
@@ -174,6 +177,8 @@ def _gradients(args: argparse.Namespace) -> int:
 
 def add_parser(verbs: Any) -> None:
     """Register ``rnnkit diagnose`` and its sub-verbs on the top-level subparsers ``verbs``."""
+    from rnnkit.cli.main import add_threads_option
+
     parser: argparse.ArgumentParser = verbs.add_parser(
         "diagnose", help="measure memory and gradient flow of the cells"
     )
@@ -232,6 +237,12 @@ def add_parser(verbs: Any) -> None:
     memory.add_argument(
         "--jobs", type=int, default=None, help="worker processes (default: CPU cores, at most 4)"
     )
+    add_threads_option(
+        memory,
+        help="torch's CPU threads of each worker, N >= 1 or auto (default: 1, as the workers "
+        "share the cores; auto chooses from the model's size and the cores)",
+        default=1,
+    )
     memory.add_argument("--out", metavar="DIR", help="keep every run folder under DIR")
     memory.add_argument("--json", action="store_true", help="print the results as JSON")
     memory.add_argument("--plot", metavar="FILE", help="write metric against length as a PNG")
@@ -261,6 +272,13 @@ def add_parser(verbs: Any) -> None:
         help="training budget per cell in seconds; 0 = initial curves only (default: 30)",
     )
     gradients.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="also stop each training run after this many steps (a budget independent of the "
+        "machine)",
+    )
+    gradients.add_argument(
         "--radius",
         type=float,
         default=2.0,
@@ -278,6 +296,11 @@ def add_parser(verbs: Any) -> None:
     gradients.add_argument("--seed", type=int, default=0, help="weights and data seed (default: 0)")
     gradients.add_argument(
         "--jobs", type=int, default=None, help="worker processes (default: CPU cores, at most 4)"
+    )
+    add_threads_option(
+        gradients,
+        help="torch's CPU threads of this process and of each training worker, N >= 1 or auto "
+        "(default: auto here, which is 1 for these small models, and 1 per worker)",
     )
     gradients.add_argument("--json", action="store_true", help="print the results as JSON")
     gradients.add_argument(

@@ -21,6 +21,30 @@ from rnnkit import __version__
 
 WEIGHTS_HELP = "weights to use: best on validation (default) or the final ones"
 TASK_VERBS = ("evaluate", "predict", "compare")
+THREADS_HELP = (
+    "torch's CPU threads, N >= 1 or auto (default: auto, chosen from the model's size and the "
+    "cores this process may use: 1 for small recurrent models)"
+)
+
+
+def parse_threads(text: str) -> int | None:
+    """``--threads N`` -> N (an integer >= 1); ``auto`` -> None (the policy decides)."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 or 'auto', got '{text}'")
+    return value
+
+
+def add_threads_option(
+    parser: argparse.ArgumentParser, help: str = THREADS_HELP, **kwargs: Any
+) -> None:
+    """Add ``--threads N|auto`` to a verb's parser (``args.threads``: N, or None for auto)."""
+    parser.add_argument("--threads", type=parse_threads, metavar="N", help=help, **kwargs)
 
 
 # ---------------------------------------------------------------------------------- verbs
@@ -34,7 +58,10 @@ def _train(args: argparse.Namespace) -> int:
     # The trainer logs a progress line per metrics row when stderr is not a terminal (no bar).
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
 
-    config = api.load_config(args.config, args.set)
+    overrides = list(args.set)
+    if hasattr(args, "threads"):  # --threads wins over the config and --set
+        overrides.append(f"train.threads={'auto' if args.threads is None else args.threads}")
+    config = api.load_config(args.config, overrides)
     result = api.train(config, Path(args.out), resume=args.resume)
     print(
         f"trained {config.task} to step {result.step} in {result.elapsed_s:.1f} s "
@@ -66,7 +93,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     from rnnkit import api
 
     report = api.evaluate(
-        Path(args.run), Path(args.data), _options(args, args.task_options), weights=args.weights
+        Path(args.run),
+        Path(args.data),
+        _options(args, args.task_options),
+        weights=args.weights,
+        threads=args.threads,
     )
     _print_report(report, args.json)
     return 0
@@ -123,7 +154,12 @@ def _compare(args: argparse.Namespace) -> int:
     runs = [Path(run) for run in args.runs]
     names = parse_names(args.names, len(runs)) if args.names else run_names(runs)
     report = api.compare(
-        runs, names, Path(args.data), _options(args, args.task_options), weights=args.weights
+        runs,
+        names,
+        Path(args.data),
+        _options(args, args.task_options),
+        weights=args.weights,
+        threads=args.threads,
     )
     _print_report(report, args.json)
     return 0
@@ -150,7 +186,7 @@ def _read_inputs(args: argparse.Namespace, extra: Any) -> list[str]:
 def _predict(args: argparse.Namespace) -> int:
     from rnnkit import api
 
-    predictor = api.load_predictor(Path(args.run), args.weights)
+    predictor = api.load_predictor(Path(args.run), args.weights, threads=args.threads)
     options = _options(args, args.task_options)
     input_option = type(predictor.task).input_option
     texts = _read_inputs(args, options.get(input_option) if input_option else None)
@@ -224,6 +260,13 @@ def build_parser(task: Any = None, verb: str | None = None) -> argparse.Argument
         help="override a config value, e.g. --set train.lr=3e-4 (repeatable)",
     )
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    add_threads_option(
+        train,
+        help="torch's CPU threads, N >= 1 or auto; sets train.threads (default: the config's "
+        "train.threads; auto, its default, chooses from the model's size and the cores this "
+        "process may use: 1 for small recurrent models)",
+        default=argparse.SUPPRESS,
+    )
     train.set_defaults(handler=_train)
 
     evaluate = verbs.add_parser(
@@ -237,6 +280,7 @@ def build_parser(task: Any = None, verb: str | None = None) -> argparse.Argument
     )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--weights", choices=["best", "final"], default="best", help=WEIGHTS_HELP)
+    add_threads_option(evaluate)
     evaluate.set_defaults(handler=_evaluate, task_options=[])
 
     predict = verbs.add_parser(
@@ -249,6 +293,7 @@ def build_parser(task: Any = None, verb: str | None = None) -> argparse.Argument
     )
     predict.add_argument("--json", action="store_true", help="print a JSON list, one per input")
     predict.add_argument("--weights", choices=["best", "final"], default="best", help=WEIGHTS_HELP)
+    add_threads_option(predict)
     predict.set_defaults(handler=_predict, task_options=[])
 
     compare = verbs.add_parser(
@@ -265,6 +310,7 @@ def build_parser(task: Any = None, verb: str | None = None) -> argparse.Argument
         help="comma-separated run names for the table and legend (default: the folder names)",
     )
     compare.add_argument("--weights", choices=["best", "final"], default="best", help=WEIGHTS_HELP)
+    add_threads_option(compare)
     compare.set_defaults(handler=_compare, task_options=[])
 
     if task is not None and verb in TASK_VERBS:

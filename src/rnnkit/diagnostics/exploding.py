@@ -20,6 +20,7 @@ from torch import Tensor
 from rnnkit.data.synthetic import adding_batch
 from rnnkit.models.classifier import SequenceRegressor, SequenceRegressorConfig
 from rnnkit.tasks.generated import epoch_generator
+from rnnkit.training.device import apply_threads, step_work
 
 __all__ = ["ClipRun", "ExplodingResult", "exploding_experiment", "scale_spectral_radius"]
 
@@ -89,6 +90,7 @@ def exploding_experiment(
     clip_grad_norm: float = 1.0,
     batch_size: int = 32,
     seed: int = 0,
+    threads: int | None = None,
 ) -> ExplodingResult:
     """Train an Elman RNN with ``W_hh`` at spectral radius ``radius`` by SGD, unclipped and clipped.
 
@@ -102,6 +104,8 @@ def exploding_experiment(
         length: T. hidden_size: H. steps: SGD steps per run. batch_size: B.
         clip_grad_norm: the threshold of the clipped run.
         seed: initial weights and data.
+        threads: torch's intra-op threads, set process-wide; None chooses them from the model
+            (:func:`~rnnkit.training.device.choose_threads`: 1 for this small one).
     """
     for name, value in (("radius", radius), ("lr", lr), ("clip_grad_norm", clip_grad_norm)):
         if not value > 0:
@@ -116,6 +120,7 @@ def exploding_experiment(
     w_hh = start.rnn.weight_hh_l0  # (H, H)
     assert isinstance(w_hh, Tensor)
     scale_spectral_radius(w_hh, radius)
+    apply_threads(threads, step_work(start, batch_size))
     runs = []
     for clip in (None, clip_grad_norm):
         model = copy.deepcopy(start)

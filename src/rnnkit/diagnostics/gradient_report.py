@@ -56,6 +56,7 @@ def gradient_diagnostics(
     length: int = 100,
     hidden_size: int = 64,
     train_time_s: float = 30.0,
+    max_steps: int | None = None,
     radius: float = 2.0,
     lr: float = 0.05,
     steps: int = 300,
@@ -63,15 +64,20 @@ def gradient_diagnostics(
     seed: int = 0,
     jobs: int | None = None,
     on_result: Callable[[MemoryResult], None] | None = None,
+    threads: int | None = None,
 ) -> GradientReport:
     """Both experiments with their defaults (what ``rnnkit diagnose gradients`` runs).
 
-    ``cells``, ``length``, ``hidden_size``, ``train_time_s``, ``jobs`` and ``on_result`` go to
+    ``cells``, ``length``, ``hidden_size``, ``train_time_s``, ``max_steps``, ``jobs`` and
+    ``on_result`` go to
     :func:`gradient_flow_experiment`; ``radius``, ``lr``, ``steps`` and ``clip_grad_norm`` to
     :func:`exploding_experiment` (its T and H are its own defaults, 50 and 64, or ``length`` and
-    ``hidden_size`` when those are smaller); ``seed`` to both.
+    ``hidden_size`` when those are smaller); ``seed`` and ``threads`` (torch's intra-op
+    threads, None: auto, which is 1 for these small models) to both.
     """
     check_grid(cells, "adding", [length])
+    if max_steps is not None and max_steps < 1:  # before the exploding runs, not after
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     exploding = exploding_experiment(
         radius=radius,
         lr=lr,
@@ -80,15 +86,18 @@ def gradient_diagnostics(
         steps=steps,
         clip_grad_norm=clip_grad_norm,
         seed=seed,
+        threads=threads,
     )
     flow = gradient_flow_experiment(
         cells=cells,
         length=length,
         hidden_size=hidden_size,
         train_time_s=train_time_s,
+        max_steps=max_steps,
         seed=seed,
         jobs=jobs,
         on_result=on_result,
+        threads=threads,
     )
     return GradientReport(flow=flow, exploding=exploding)
 
@@ -163,7 +172,10 @@ def plot_gradient_report(report: GradientReport, path: Path) -> Path:
     panels = []
     stages: list[tuple[Stage, str]] = [("init", "at initialisation")]
     if any(c.stage == "trained" for c in flow.curves):
-        stages.append(("trained", f"after training ({flow.train_time_s:g} s budget)"))
+        budget = f"{flow.train_time_s:g} s"
+        if flow.max_steps is not None:
+            budget = f"{flow.max_steps} steps or {budget}"
+        stages.append(("trained", f"after training ({budget} budget)"))
     for stage, caption in stages:
         series = {
             c.cell: (list(range(1, len(c.norms) + 1)), c.norms)

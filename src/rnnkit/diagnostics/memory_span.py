@@ -90,6 +90,7 @@ class RunSpec:
             the machine's speed, so a step budget gives the same result everywhere.
         lr: Adam learning rate; None takes the cell's entry of :data:`LEARNING_RATES`.
         run_dir: keep the run folder there (else a temporary folder).
+        threads: the run's ``train.threads`` (1: the workers share the cores; None: auto).
     """
 
     task: str
@@ -101,13 +102,14 @@ class RunSpec:
     max_steps: int | None = None
     lr: float | None = None
     run_dir: str | None = None
+    threads: int | None = 1
 
 
 def memory_config(spec: RunSpec) -> dict[str, Any]:
     """The raw run config of one benchmark run (validated by :func:`build_run_config`).
 
     Adam at the cell's learning rate, batch 64, gradient norm clipped to 1, validation on 512
-    held-out sequences every 100 steps, one thread; models of token tasks embed in E = 16.
+    held-out sequences every 100 steps, ``spec.threads`` threads (default one); models of token tasks embed in E = 16.
     """
     model: dict[str, Any] = {"cell": spec.cell, "hidden_size": spec.hidden_size}
     if "embedding_size" in memory_task(spec.task).ModelConfig.model_fields:  # token inputs
@@ -133,7 +135,7 @@ def memory_config(spec: RunSpec) -> dict[str, Any]:
             "log_every": 50,
             "progress": False,
             "seed": spec.seed,
-            "threads": 1,
+            "threads": spec.threads,
         },
     }
 
@@ -282,6 +284,7 @@ def memory_benchmark(
     jobs: int | None = None,
     out: Path | None = None,
     on_result: Callable[[MemoryResult], None] | None = None,
+    threads: int | None = 1,
 ) -> list[MemoryResult]:
     """Train every cell at every length (``seeds`` times) and test it.
 
@@ -297,6 +300,8 @@ def memory_benchmark(
         jobs: worker processes (default: the CPU cores available, at most 4).
         out: keep each run folder under ``out/<task>-<cell>-T<length>-s<seed>``.
         on_result: called with each result as it arrives (progress reporting).
+        threads: intra-op threads of each worker (default 1: the workers share the cores;
+            None: the auto policy of :func:`~rnnkit.training.device.choose_threads`).
 
     Returns:
         Results ordered by cell, length, seed.
@@ -312,6 +317,8 @@ def memory_benchmark(
         raise ValueError(f"lr must be > 0, got {lr}")
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     specs = [
         RunSpec(
             task=task,
@@ -323,6 +330,7 @@ def memory_benchmark(
             max_steps=max_steps,
             lr=lr,
             run_dir=None if out is None else str(out / f"{task}-{cell}-T{length}-s{seed}"),
+            threads=threads,
         )
         for cell in cells
         for length in lengths

@@ -43,6 +43,7 @@ from rnnkit.diagnostics.memory_span import (
 from rnnkit.models.classifier import SequenceRegressor
 from rnnkit.nn.recurrent import GRU, LSTM, RNN
 from rnnkit.tasks.generated import epoch_generator
+from rnnkit.training.device import apply_threads, step_work
 
 __all__ = [
     "FlowCurve",
@@ -87,6 +88,7 @@ class GradientFlowResult:
 
     Attributes:
         length: T. hidden_size: H. train_time_s: the training budget of each cell (0: none).
+        max_steps: the step budget of each cell as well, or None.
         seed: seed of the initial weights and of the data.
         curves: a FlowCurve per (cell, stage), init first.
         training: the memory-benchmark result of each trained cell (test MSE, steps, seconds).
@@ -98,6 +100,7 @@ class GradientFlowResult:
     seed: int
     curves: list[FlowCurve]
     training: list[MemoryResult]
+    max_steps: int | None = None
 
 
 def initial_model(cell: str, length: int, hidden_size: int, seed: int) -> SequenceRegressor:
@@ -164,10 +167,12 @@ def gradient_flow_experiment(
     length: int = 100,
     hidden_size: int = 64,
     train_time_s: float = 30.0,
+    max_steps: int | None = None,
     batch_size: int = 64,
     seed: int = 0,
     jobs: int | None = None,
     on_result: Callable[[MemoryResult], None] | None = None,
+    threads: int | None = None,
 ) -> GradientFlowResult:
     """``||dL/dh_t||`` per cell on the adding problem of length T, at init and after training.
 
@@ -177,10 +182,16 @@ def gradient_flow_experiment(
         hidden_size: H.
         train_time_s: each cell's training budget (the memory benchmark's run; it stops early once
             solved); 0 skips training and gives the initial curves only.
+        max_steps: each cell's step budget as well (whichever ends first); unlike the time
+            budget it gives the same curves on every machine.
         batch_size: B of the probe batch the gradients are measured on.
         seed: initial weights (the training run's) and data.
         jobs: worker processes for the training runs (default: the CPU cores, at most 4).
         on_result: called with each finished training run (progress reporting).
+        threads: torch's intra-op threads in this process (set process-wide) and in each
+            training worker; None: the auto policy
+            (:func:`~rnnkit.training.device.choose_threads`) here, which gives these small
+            models 1, and 1 in the workers, which share the cores.
     """
     from rnnkit.tasks.run import load_weights, weights_path
 
@@ -189,10 +200,15 @@ def gradient_flow_experiment(
         raise ValueError(f"hidden_size must be >= 1, got {hidden_size}")
     if train_time_s < 0:
         raise ValueError(f"train_time_s must be >= 0, got {train_time_s}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     batch = probe_batch(length, batch_size, seed)
     models = {cell: initial_model(cell, length, hidden_size, seed) for cell in cells}
+    apply_threads(threads, max(step_work(m, batch_size) for m in models.values()))
     curves = [model_gradient_flow(models[c], batch.inputs, batch.targets) for c in cells]
     training: list[MemoryResult] = []
     if train_time_s > 0:
@@ -205,7 +221,9 @@ def gradient_flow_experiment(
                     seed=seed,
                     hidden_size=hidden_size,
                     max_time_s=train_time_s,
+                    max_steps=max_steps,
                     run_dir=f"{tmp}/{cell}",
+                    threads=threads or 1,
                 )
                 for cell in cells
             ]
@@ -222,4 +240,5 @@ def gradient_flow_experiment(
         seed=seed,
         curves=curves,
         training=training,
+        max_steps=max_steps,
     )

@@ -22,11 +22,23 @@ denormals up to a hundred times slower than on normal numbers. With them flushed
 training step of the Bible translation model (bi-LSTM 256 + LSTM 512 with attention, batch 64)
 took 1.4 s instead of 6 to 21 s. The flushed values are below 1.2e-38, so no result changes
 measurably.
+
+Threads (``train.threads``, ``--threads``; :func:`choose_threads`): a number is used as given;
+``None`` ("auto", the default) chooses from the work of one step and the cores this process may
+run on (``os.sched_getaffinity``). The work is :func:`step_work`, the parameters outside
+embedding tables times the batch size (about the multiply-adds of one position of a forward
+pass). Auto gives one thread per :data:`WORK_PER_THREAD` of it, at least one and at most the
+cores available. Small recurrent models gain nothing from a second thread, whose hand-off at
+every time step costs as much as it saves, and lose badly when another process holds a core:
+each step then waits for the thread that shares its core (a small translation model ran 10x
+slower with 2 threads on 2 cores, one of them busy). ``benchmarks/threads.py`` measures it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -39,6 +51,98 @@ from rnnkit.training.checkpoint import map_tensors
 Precision = Literal["fp32", "bf16", "fp16"]
 DEVICES = ("cpu", "cuda", "auto")
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_LOG = logging.getLogger("rnnkit.training")
+
+WORK_PER_THREAD = 100_000_000
+"""Work of one step (:func:`step_work`) per thread of the auto policy. A small translation model
+(E 32, H 64, 2 000 tokens a side, batch 64: work 1.3e7) gets one thread: ``benchmarks/threads.py``
+measured it 15x slower with 2 threads than with 1 on the 2-core development machine while
+another process was running, and 3x slower with a core busy. The Bible model (E 256, encoder
+2 x 256, decoder 512, 8 000 tokens a side, batch 64: 4.2e8) gets up to 4: its matmuls are
+large enough to share, as torch's default assumes. On a busy machine it loses with 2 threads
+too (4x slower in the same run); ``train.threads: 1`` or ``--threads 1`` is the setting there."""
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on: its affinity mask (``os.sched_getaffinity``), or
+    ``os.cpu_count()`` where there is none (not Linux); at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no affinity on this platform
+        return max(1, os.cpu_count() or 1)
+
+
+def step_work(model: nn.Module, batch_size: int) -> int:
+    """The work of one step of ``model`` on a batch of ``batch_size`` examples, for the policy.
+
+    The number of parameters outside ``nn.Embedding`` tables (a lookup costs nothing to speak
+    of; a weight shared with another module counts) times ``batch_size``: about the
+    multiply-adds of one position (time step) of a forward pass.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    seen: dict[int, int] = {}
+    for module in model.modules():
+        if isinstance(module, nn.Embedding):
+            continue
+        for param in module.parameters(recurse=False):
+            seen[id(param)] = param.numel()
+    return sum(seen.values()) * batch_size
+
+
+def choose_threads(requested: int | None, work: int | None) -> int:
+    """The intra-op thread count to compute with.
+
+    Args:
+        requested: the user's count (``train.threads``, ``--threads``); it wins when given. Above
+            the cores available it is still used, with a warning (oversubscribed threads wait for
+            each other).
+        work: :func:`step_work` of the model to run, or None when unknown (then 1 thread).
+
+    Returns:
+        ``requested``, else ``work // WORK_PER_THREAD`` clamped to [1, :func:`available_cores`].
+
+    Raises:
+        ValueError: ``requested`` below 1.
+    """
+    available = available_cores()
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"threads must be >= 1, got {requested}")
+        if requested > available:
+            _LOG.warning(
+                "threads: %d asked for, but this process may run on %d core(s); the threads "
+                "will share cores and wait for each other",
+                requested,
+                available,
+            )
+        return requested
+    if work is None:
+        return 1
+    return max(1, min(available, work // WORK_PER_THREAD))
+
+
+def apply_threads(requested: int | None, work: int | None) -> int:
+    """Choose the thread count (:func:`choose_threads`), set it (``torch.set_num_threads``,
+    process-wide) and log the choice at INFO on the ``rnnkit.training`` logger (not again when
+    the next call logs the same); returns it."""
+    threads = choose_threads(requested, work)
+    torch.set_num_threads(threads)
+    if requested is not None:
+        message = f"threads: {threads} (asked for)"
+    else:
+        shown = "unknown" if work is None else f"{work:.2g}"
+        message = (
+            f"threads: {threads} (auto: work {shown} per step, {available_cores()} core(s) "
+            f"available, a thread per {WORK_PER_THREAD:.0e})"
+        )
+    if message != _logged[0]:  # a verb running several models logs its choice once
+        _LOG.info(message)
+        _logged[0] = message
+    return threads
+
+
+_logged = [""]  # the last message apply_threads logged
 
 
 @contextlib.contextmanager
@@ -82,9 +186,10 @@ class Device:
     Args:
         device: ``cpu``, ``cuda`` or ``auto`` (CUDA when available).
         precision: ``fp32``, or ``bf16`` / ``fp16`` autocast (CUDA only).
-        threads: ``torch.set_num_threads`` value applied by :meth:`configure_threads`; None
-            leaves torch's default.
+        threads: intra-op threads; None chooses them from the model and the cores
+            (:func:`choose_threads`) once :meth:`prepare_model` has the model.
         flush_denormal: flush denormal floats to zero inside :meth:`session`.
+        batch_size: B of a training step, for the work of the auto policy (default 1).
 
     Raises:
         ValueError: CUDA asked for but not available, or reduced precision on CPU.
@@ -97,6 +202,7 @@ class Device:
         *,
         threads: int | None = None,
         flush_denormal: bool = True,
+        batch_size: int = 1,
     ) -> None:
         self.torch_device = resolve_device(device)
         if precision not in ("fp32", *_AMP_DTYPES):
@@ -106,17 +212,24 @@ class Device:
                 f"train.precision '{precision}' needs a CUDA device; on CPU use precision: fp32"
             )
         self.precision: Precision = precision
+        if threads is not None and threads < 1:
+            raise ValueError(f"train.threads must be >= 1, got {threads}")
         self.threads = threads
         self.flush_denormal = flush_denormal
+        self.batch_size = batch_size
+        self.num_threads: int | None = None
+        """The thread count applied, once :meth:`configure_threads` chose it."""
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> Device:
-        """The device of ``train.device``, ``train.precision``, ``threads`` and ``flush_denormal``."""
+        """The device of ``train.device``, ``train.precision``, ``threads``, ``flush_denormal``
+        and ``batch_size``."""
         return cls(
             config.device,
             config.precision,
             threads=config.threads,
             flush_denormal=config.flush_denormal,
+            batch_size=config.batch_size,
         )
 
     @property
@@ -129,17 +242,28 @@ class Device:
         """The autocast dtype (``torch.bfloat16`` / ``torch.float16``), None for fp32."""
         return _AMP_DTYPES.get(self.precision)
 
-    def configure_threads(self) -> None:
-        """Apply ``threads`` with ``torch.set_num_threads`` (process-wide; nothing when None)."""
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
+    def configure_threads(self, model: nn.Module | None = None) -> int | None:
+        """Set the thread count once (process-wide, :func:`apply_threads`); returns it.
+
+        A requested ``threads`` is applied at once. The auto policy needs the model's work, so
+        without ``model`` it waits (returns None) for :meth:`prepare_model`, which calls this
+        again with the model.
+        """
+        if self.num_threads is None and (self.threads is not None or model is not None):
+            work = None if model is None else step_work(model, self.batch_size)
+            self.num_threads = apply_threads(self.threads, work)
+        return self.num_threads
 
     def session(self) -> contextlib.AbstractContextManager[None]:
         """The context a whole :meth:`~rnnkit.training.Trainer.fit` runs in (denormal flushing)."""
         return flush_denormals(self.flush_denormal)
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
-        """``model`` moved to the device (the same object; a DDP device would wrap it here)."""
+        """``model`` moved to the device (the same object; a DDP device would wrap it here).
+
+        Applies the auto thread policy for this model if no thread count was set yet.
+        """
+        self.configure_threads(model)
         return model.to(self.torch_device)
 
     def to_device(self, batch: Any) -> Any:
