@@ -29,7 +29,6 @@ from typing import Any
 from rnnkit import api
 from rnnkit.data.corpora import load_corpus
 from rnnkit.data.parallel import Pair, write_tsv
-from rnnkit.decoding import SearchConfig
 from rnnkit.metrics.bleu import LengthBucket, format_bleu_table
 from rnnkit.tasks.translation import TranslationTask, translate
 from rnnkit.viz.attention import plot_attention, plot_bleu_by_length
@@ -153,7 +152,9 @@ def word_order_demo(root: Path, budget: Budget) -> dict[str, Any]:
         f"   test names ({report['count']}, none of them a skin-tone variant of a training "
         f"name): BLEU {report['bleu']:.2f}, chrF {report['chrf']:.1f}"
     )
-    found = translate(loaded.task, loaded.model, EMOJI_PHRASES, SearchConfig(beam_size=5))
+    found = translate(
+        loaded.task, loaded.model, EMOJI_PHRASES, loaded.task.search({"beam_size": 5})
+    )
     held_out = dict(load_corpus("emoji-en-fr", "test"))
     references = {**dict(load_corpus("emoji-en-fr", "train")), **held_out}
     outputs = {}

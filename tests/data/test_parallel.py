@@ -52,6 +52,34 @@ def test_skip_mode_counts_bad_lines(tmp_path: Path) -> None:
     assert [p.split(": ")[0] for p in got.problems] == [f"{path}:{n}" for n in (2, 3, 4)]
 
 
+def test_skip_summary_counts_once_with_the_first_line_numbers(tmp_path: Path) -> None:
+    lines = [b"a\tA"] * 20
+    for number in (4, 9, 17, 18, 19, 20):
+        lines[number - 1] = b"bad"
+    lines[8] = b"x\t "
+    path = write(tmp_path / "t.tsv", b"\n".join(lines) + b"\n")
+    got = read_parallel(path, on_error="skip")
+    assert got.skipped_lines == [4, 9, 17, 18, 19, 20]
+    assert got.lines == [n for n in range(1, 21) if n not in got.skipped_lines]
+    assert got.skip_summary() == (
+        f"skipped 6 bad lines of {path} (lines 4, 9, 17, 18, 19, ...; line 4: expected at least "
+        "2 tab-separated columns, found 1)"
+    )
+    assert got.skip_summary(shown=2) == (
+        f"skipped 6 bad lines of {path} (lines 4, 9, ...; line 4: expected at least "
+        "2 tab-separated columns, found 1)"
+    )
+    clean = read_parallel(write(tmp_path / "c.tsv", b"a\tA\n\nb\tB\n"), on_error="skip")
+    assert (clean.skip_summary(), clean.lines) == (None, [1, 3])
+    src = write(tmp_path / "a.en", b"one\n\nthree\n")
+    tgt = write(tmp_path / "a.fr", b"un\ndeux\ntrois\n")
+    aligned = read_parallel((src, tgt), on_error="skip")
+    assert aligned.lines == [1, 3]
+    assert aligned.skip_summary() == (
+        f"skipped 1 bad line of {src} + {tgt} (line 2; line 2: empty source side)"
+    )
+
+
 def test_aligned_files(tmp_path: Path) -> None:
     src = write(tmp_path / "a.en", "\ufeffone\r\ntwo\n\nthree\nfour\n".encode())
     tgt = write(tmp_path / "a.fr", b"un\ndeux\n\n\nquatre\n")

@@ -12,7 +12,9 @@ Each side is stripped of surrounding whitespace. Lines that are blank on both si
 (not errors, not counted). Problems are reported as :class:`ParallelDataError` naming the file and
 the line (numbered from 1): too few columns, an empty side, bad UTF-8. With ``on_error="skip"``
 such lines are dropped and counted in :attr:`ParallelData.skipped` instead (a line-count mismatch
-between two aligned files always raises: no line of them can be trusted).
+between two aligned files always raises: no line of them can be trusted);
+:meth:`ParallelData.skip_summary` is the one line to report them with. Every pair keeps its line
+number (:attr:`ParallelData.lines`), so later checks (a sentence too long) can name it too.
 
 Batches (:func:`bucket_batches`) group examples of similar length under a token budget: the padded
 size of a batch, ``count * max(longest source, longest target)``, is at most ``max_tokens``.
@@ -51,11 +53,34 @@ class ParallelData:
         pairs: ``(source, target)`` strings, in file order, each side stripped and non-empty.
         skipped: how many lines were dropped as bad (always 0 with ``on_error="raise"``).
         problems: one message per skipped line (``"file:line: reason"``), in file order.
+        lines: the line number (from 1) of each pair, ``len(lines) == len(pairs)``; empty when
+            the pairs did not come from a file.
+        skipped_lines: the line number of each skipped line, in file order.
+        name: the file(s) read, for messages (``a.tsv``, or ``a.en + a.fr`` for aligned files).
     """
 
     pairs: list[Pair]
     skipped: int = 0
     problems: list[str] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    skipped_lines: list[int] = field(default_factory=list)
+    name: str = ""
+
+    def skip_summary(self, shown: int = 5) -> str | None:
+        """One line for the log about the skipped lines, None when none was skipped.
+
+        ``skipped 3 bad lines of pairs.tsv (lines 4, 9, 17; line 4: empty target side)``: the
+        count, the first ``shown`` line numbers (``...`` when there are more) and the first
+        reason.
+        """
+        if not self.skipped:
+            return None
+        numbers = ", ".join(str(n) for n in self.skipped_lines[:shown])
+        more = ", ..." if self.skipped > shown else ""
+        noun = "line" if self.skipped == 1 else "lines"
+        reason = self.problems[0].split(": ", 1)[-1] if self.problems else ""
+        first = f"; line {self.skipped_lines[0]}: {reason}" if reason else ""
+        return f"skipped {self.skipped} bad {noun} of {self.name} ({noun} {numbers}{more}{first})"
 
 
 def _lines(path: Path) -> list[bytes]:
@@ -133,6 +158,8 @@ def read_parallel(
         raise ValueError(f"columns must be two distinct indices >= 0; got {columns!r}")
     pairs: list[Pair] = []
     problems: list[str] = []
+    lines: list[int] = []
+    skipped_lines: list[int] = []
     if isinstance(source, tuple):
         src_path, tgt_path = Path(source[0]), Path(source[1])
         src_lines, tgt_lines = _lines(src_path), _lines(tgt_path)
@@ -155,8 +182,11 @@ def read_parallel(
                 if on_error == "raise":
                     raise
                 problems.append(str(err))
+                skipped_lines.append(number)
                 continue
             pairs.append((src, tgt))
+            lines.append(number)
+        name = f"{src_path} + {tgt_path}"
     else:
         path = Path(source)
         for number, raw in enumerate(_lines(path), 1):
@@ -166,10 +196,20 @@ def read_parallel(
                 if on_error == "raise":
                     raise
                 problems.append(str(err))
+                skipped_lines.append(number)
                 continue
             if pair is not None:
                 pairs.append(pair)
-    return ParallelData(pairs=pairs, skipped=len(problems), problems=problems)
+                lines.append(number)
+        name = str(path)
+    return ParallelData(
+        pairs=pairs,
+        skipped=len(problems),
+        problems=problems,
+        lines=lines,
+        skipped_lines=skipped_lines,
+        name=name,
+    )
 
 
 def write_tsv(pairs: Sequence[Pair], path: PathLike) -> None:

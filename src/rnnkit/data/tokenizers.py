@@ -27,6 +27,12 @@ all in the vocabulary, ``decode(encode(x)) == normalize(x)`` for every kind.
 
 Joint or separate vocabularies are a caller's choice: train one tokeniser on source and target
 text together, or one per side.
+
+Vocabulary limits. A sentencepiece model needs at least one piece per character of its training
+text (plus the four reserved ones) and can hold at most the pieces that text offers (a few hundred
+for a few hundred short lines). A ``vocab_size`` outside these bounds raises
+:class:`VocabSizeError`, which carries the bound so a caller can name its own config key; nothing
+is written then. Word and character vocabularies take ``vocab_size`` as a maximum and never fail.
 """
 
 from __future__ import annotations
@@ -51,6 +57,9 @@ TokenizerKind = Literal["unigram", "bpe", "word", "char"]
 TOKENIZER_KINDS: tuple[TokenizerKind, ...] = get_args(TokenizerKind)
 
 _JSON_FORMAT = "rnnkit.tokenizer"
+# sentencepiece 0.2's messages for a vocab_size the text cannot fill, or one below its characters
+_TOO_HIGH_RE = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)")
+_TOO_LOW_RE = re.compile(r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)")
 _WORD_RE = re.compile(r"\w+|[^\w\s]")
 _SPACES_RE = re.compile(r"\s+")
 
@@ -59,6 +68,43 @@ def normalize(text: str) -> str:
     """NFKC, ``▁`` as a space, whitespace runs collapsed to one space, ends stripped."""
     text = unicodedata.normalize("NFKC", text).replace(WORD_MARK, " ")
     return _SPACES_RE.sub(" ", text).strip()
+
+
+class VocabSizeError(ValueError):
+    """A ``vocab_size`` the training text cannot give: too large for it, or below its characters.
+
+    Attributes:
+        kind: the tokeniser kind (``unigram`` or ``bpe``).
+        requested: the ``vocab_size`` asked for.
+        minimum: the smallest size the text allows (its characters plus the reserved pieces), set
+            when ``requested`` is below it.
+        maximum: the largest size the text allows, set when ``requested`` is above it.
+    """
+
+    def __init__(
+        self, kind: str, requested: int, *, minimum: int | None = None, maximum: int | None = None
+    ) -> None:
+        self.kind, self.requested, self.minimum, self.maximum = kind, requested, minimum, maximum
+        super().__init__(f"vocab_size={requested} is {self.reason()}")
+
+    def reason(self, text: str = "this training text") -> str:
+        """Why, after ``vocab_size=N is``: which bound, and the tokeniser's limit; ``text``
+        names the training text (``the target side's training text``)."""
+        if self.maximum is not None:
+            return (
+                f"too large for {text}: the {self.kind} tokenizer can hold at most "
+                f"{self.maximum} pieces"
+            )
+        return (
+            f"too small for {text}: the {self.kind} tokenizer needs at least "
+            f"{self.minimum} pieces (one per character, and the {len(SPECIAL_TOKENS)} reserved ones)"
+        )
+
+    def advice(self, key: str) -> str:
+        """What to set ``key`` (the caller's name for ``vocab_size``) to instead."""
+        if self.maximum is not None:
+            return f"set {key} to {self.maximum} or less"
+        return f"set {key} to {self.minimum} or more"
 
 
 class Tokenizer(Protocol):
@@ -299,8 +345,10 @@ class SentencePieceTokenizer:
         normalisation is off (``identity``): :func:`normalize` has done it.
 
         Raises:
-            ValueError: an unknown ``model_type``, no text, or a ``vocab_size`` the text cannot
-                fill (sentencepiece's message included).
+            VocabSizeError: a ``vocab_size`` the text cannot fill, or one below the number of
+                its characters plus the reserved pieces (nothing is written).
+            ValueError: an unknown ``model_type``, no text, or another sentencepiece failure
+                (its message included).
         """
         import sentencepiece as spm
 
@@ -332,7 +380,12 @@ class SentencePieceTokenizer:
                 minloglevel=2,
             )
         except RuntimeError as err:
-            raise ValueError(f"sentencepiece training failed: {err}") from None
+            message = str(err)
+            if high := _TOO_HIGH_RE.search(message):
+                raise VocabSizeError(model_type, vocab_size, maximum=int(high[2])) from None
+            if low := _TOO_LOW_RE.search(message):
+                raise VocabSizeError(model_type, vocab_size, minimum=int(low[2])) from None
+            raise ValueError(f"sentencepiece training failed: {message}") from None
         tok = cls(model.getvalue())
         prefix = Path(model_prefix_path)
         tok.save(prefix.with_name(prefix.name + ".model"))

@@ -32,10 +32,17 @@ SEARCH_OPTIONS = (
         "max_len_a",
         "--max-len-a",
         float,
-        "at most a * S + b output tokens for an input of length S: a (default 1.5)",
+        "at most floor(a * S + b) output tokens for an input of S tokens: a (default: the "
+        "run's own limit, e.g. fitted to its training data; 1.5 where it has none)",
         "A",
     ),
-    Option("max_len_b", "--max-len-b", int, "... and b (default 10)", "B"),
+    Option(
+        "max_len_b",
+        "--max-len-b",
+        int,
+        "... and b (default: the run's own; 10 where it has none)",
+        "B",
+    ),
 )
 """Beam search options (``evaluate``, ``compare`` and ``predict``)."""
 
@@ -63,10 +70,17 @@ def _config(cls: type[Any], values: dict[str, Any]) -> Any:
         raise TaskError(f"{flag}: {message}" if flag else message) from None
 
 
-def search_config(options: Mapping[str, Any]) -> SearchConfig:
+def search_config(
+    options: Mapping[str, Any],
+    *,
+    max_len_a: float | None = None,
+    max_len_b: int | None = None,
+) -> SearchConfig:
     """The :class:`SearchConfig` of parsed options (None values take the defaults).
 
-    ``beam_size`` defaults to :data:`DEFAULT_BEAM`, or to ``n_best`` when that is larger.
+    ``beam_size`` defaults to :data:`DEFAULT_BEAM`, or to ``n_best`` when that is larger. The
+    length limit's ``max_len_a`` / ``max_len_b`` default to the arguments of the same name (a
+    run's own limit, see :mod:`rnnkit.tasks.translation`), else to :class:`SearchConfig`'s.
 
     Raises:
         TaskError: a value out of range, naming its flag.
@@ -85,6 +99,9 @@ def search_config(options: Mapping[str, Any]) -> SearchConfig:
         raise TaskError(f"--nbest {n_best} must not exceed --beam {values['beam_size']}")
     if options.get("sample"):
         values["beam_size"] = max(values["beam_size"], n_best)
+    for key, default in (("max_len_a", max_len_a), ("max_len_b", max_len_b)):
+        if default is not None:
+            values[key] = default
     for key in ("length_penalty", "max_len_a", "max_len_b"):
         if options.get(key) is not None:
             values[key] = options[key]

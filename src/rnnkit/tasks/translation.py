@@ -15,13 +15,29 @@ Data. ``data.train`` / ``data.valid`` are TSV files (``source<TAB>target``; othe
 ignored) or, as a list of two paths, aligned text files (:func:`rnnkit.data.parallel.read_parallel`
 reads them; bad lines are errors naming file and line, or skipped and counted with
 ``data.on_error: skip``). ``data.corpus`` takes a built-in corpus and its fixed train/valid split
-instead (:mod:`rnnkit.data.corpora`). Training pairs with more than ``data.max_length`` tokens on
-either side are left out (counted in the log).
+instead (:mod:`rnnkit.data.corpora`). Skipped lines are reported once per split, with their count
+and first line numbers. Training pairs with more than ``data.max_length`` tokens on either side
+are left out, and the log says how many.
+
+Length limits. A translation of a source of S tokens may have at most ``floor(a * S + b)`` tokens
+(eos included; fairseq's ``max_len_a`` / ``max_len_b``). :meth:`TranslationTask.prepare` fits
+(a, b) to the kept training pairs (:func:`fit_length_limit`: a the 99th percentile of the
+target/source length ratio, b so that every training target fits, plus a margin of 2) and saves
+them in ``length_limit.json``; ``data.max_len_a`` / ``data.max_len_b`` override them, the
+``--max-len-a`` / ``--max-len-b`` flags override both, and a run saved without the file keeps
+the old ``1.5 * S + 10``. Validation BLEU, ``evaluate``, ``compare`` and ``predict`` all decode
+under it; a translation cut at it is marked (``[truncated]`` in text, ``"truncated": true`` in
+JSON, a count in ``evaluate``'s report). Inputs are bounded too: a source of more than
+``4 * data.max_length`` tokens (``--max-input-tokens N`` to change it) is refused before any
+decoding, naming its file and line (``evaluate``, ``compare``, validation; with ``data.on_error:
+skip`` validation leaves it out and counts it) or its position (``predict``).
 
 Tokenisers are trained on the training split by :meth:`TranslationTask.prepare` when training
 starts and saved in the run folder (``tokenizer.model``, or ``source.*`` and ``target.*`` with
 ``joint_vocab: false``); loading a run only reads them, so ``evaluate`` and ``predict`` need only
-the run folder. Ids: pad 0, bos 1, eos 2, unk 3 (:mod:`rnnkit.data.tokenizers`).
+the run folder. Ids: pad 0, bos 1, eos 2, unk 3 (:mod:`rnnkit.data.tokenizers`). A
+sentencepiece ``data.vocab_size`` the training text cannot give is an error naming the key and
+the size the text allows, and leaves no file in the run folder.
 
 Batches. Training pairs are grouped by length (:func:`rnnkit.data.parallel.bucket_batches`):
 ``train.batch_size`` sentences per batch, or, with ``data.batch_tokens``, as many as fit that
@@ -49,6 +65,7 @@ predictor); the generic pieces live below it (:mod:`rnnkit.data.parallel`,
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import tempfile
@@ -57,19 +74,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
 
+import numpy as np
 import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from rnnkit.config import FrozenConfig
 from rnnkit.data.corpora import load_corpus
-from rnnkit.data.parallel import OnError, Pair, bucket_batches, pad_pairs, read_parallel
+from rnnkit.data.parallel import (
+    OnError,
+    Pair,
+    ParallelData,
+    bucket_batches,
+    pad_pairs,
+    read_parallel,
+)
 from rnnkit.data.tokenizers import (
     BOS_ID,
     EOS_ID,
     PAD_ID,
     Tokenizer,
     TokenizerKind,
+    VocabSizeError,
     build_tokenizer,
     load_tokenizer,
 )
@@ -105,6 +131,25 @@ logger = logging.getLogger(__name__)
 
 PathList = str | list[str]
 
+LENGTH_LIMIT_FILE = "length_limit.json"
+"""The run folder's fitted length limit, ``{"max_len_a": a, "max_len_b": b, ...}``."""
+LIMIT_QUANTILE = 0.99
+"""The quantile of the training pairs' (T + 1) / S ratio taken as ``max_len_a``."""
+LIMIT_MARGIN = 2
+"""Tokens added to the ``max_len_b`` that lets every kept training target fit."""
+OLD_LIMIT = (1.5, 10)
+"""(a, b) of runs saved before the limit was fitted (the fixed default of earlier versions)."""
+INPUT_FACTOR = 4
+"""Inputs of more than ``INPUT_FACTOR * data.max_length`` tokens are refused by default."""
+
+MAX_INPUT_OPTION = Option(
+    "max_input_tokens",
+    "--max-input-tokens",
+    int,
+    f"refuse a source of more than N tokens (default {INPUT_FACTOR} x the run's data.max_length)",
+    "N",
+)
+
 
 class TranslationDataConfig(FrozenConfig):
     """The ``data`` section of a translation run.
@@ -117,7 +162,10 @@ class TranslationDataConfig(FrozenConfig):
         tokenizer: ``unigram`` or ``bpe`` (sentencepiece), ``word`` or ``char``.
         vocab_size: V of each tokeniser (the maximum for word/char), reserved ids included.
         joint_vocab: one tokeniser for both sides (needed to tie nothing; it shares subwords).
-        max_length: training pairs longer than this (tokens, either side) are left out.
+        max_length: training pairs longer than this (tokens, either side) are left out; inputs
+            longer than ``4 * max_length`` are refused (module docstring).
+        max_len_a, max_len_b: the decoding length limit ``floor(a * S + b)``; None (default)
+            takes the one fitted to the training pairs (module docstring).
         batch_tokens: padded-token budget per batch; None batches ``train.batch_size`` sentences.
         valid_size: validate on the first N validation pairs only (None: all).
     """
@@ -131,6 +179,8 @@ class TranslationDataConfig(FrozenConfig):
     vocab_size: int = Field(8000, ge=8)
     joint_vocab: bool = True
     max_length: int = Field(100, ge=1)
+    max_len_a: float | None = Field(None, ge=0)
+    max_len_b: int | None = Field(None, ge=0)
     batch_tokens: int | None = Field(None, ge=1)
     valid_size: int | None = Field(None, ge=1)
 
@@ -221,15 +271,18 @@ class TranslationTask(Task):
     best_metric: ClassVar[tuple[str, Literal["min", "max"]]] = ("bleu", "max")
     evaluate_options: ClassVar[tuple[Option, ...]] = (
         *SEARCH_OPTIONS,
+        MAX_INPUT_OPTION,
         Option("output", "--output", Path, "write the translations here, one per line", "FILE"),
     )
     compare_options: ClassVar[tuple[Option, ...]] = (
         *SEARCH_OPTIONS,
+        MAX_INPUT_OPTION,
         Option("plot", "--plot", Path, "write BLEU against source length as a PNG", "PNG"),
     )
     predict_options: ClassVar[tuple[Option, ...]] = (
         *SEARCH_OPTIONS,
         *PREDICT_OPTIONS,
+        MAX_INPUT_OPTION,
         Option(
             "attention_plot",
             "--attention-plot",
@@ -244,6 +297,8 @@ class TranslationTask(Task):
         self._train_pairs: list[tuple[list[int], list[int]]] | None = None
         self._valid: list[TranslationBatch] | None = None
         self._tokenizers: tuple[Tokenizer, Tokenizer] | None = None
+        self._read: dict[str, ParallelData] = {}
+        self._limit: tuple[float, int] | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self.sampling_rate = 0.0
 
@@ -264,34 +319,58 @@ class TranslationTask(Task):
 
     # ------------------------------------------------------------------------------- data
 
-    def read_pairs(self, split: Literal["train", "valid"]) -> list[Pair]:
-        """The configured ``split``'s sentence pairs (built-in corpus or files)."""
+    def read_data(self, split: Literal["train", "valid"]) -> ParallelData:
+        """The configured ``split``'s sentence pairs (built-in corpus or files), read once.
+
+        Skipped lines (``data.on_error: skip``) are logged here, once per split: their count, the
+        first line numbers and the first reason.
+        """
+        if split in self._read:
+            return self._read[split]
         d = self.data
         if d.corpus is not None:
-            return load_corpus(d.corpus, split)
-        value = d.train if split == "train" else d.valid
-        assert value is not None
-        source: str | tuple[str, str] = value if isinstance(value, str) else (value[0], value[1])
-        data = read_parallel(source, on_error=d.on_error, columns=d.columns)
-        if data.skipped:
-            logger.warning("data.%s: skipped %d bad line(s)", split, data.skipped)
-        if not data.pairs:
-            raise TaskError(f"data.{split}: no sentence pairs in {value}")
-        return data.pairs
+            data = ParallelData(pairs=load_corpus(d.corpus, split), name=f"corpus {d.corpus}")
+        else:
+            value = d.train if split == "train" else d.valid
+            assert value is not None
+            source: str | tuple[str, str] = (
+                value if isinstance(value, str) else (value[0], value[1])
+            )
+            data = read_parallel(source, on_error=d.on_error, columns=d.columns)
+            summary = data.skip_summary()
+            if summary is not None:
+                logger.warning("data.%s: %s", split, summary)
+            if not data.pairs:
+                raise TaskError(f"data.{split}: no sentence pairs in {value}")
+        self._read[split] = data
+        return data
+
+    def read_pairs(self, split: Literal["train", "valid"]) -> list[Pair]:
+        """The configured ``split``'s sentence pairs (:meth:`read_data`'s)."""
+        return self.read_data(split).pairs
+
+    def _folder(self) -> Path:
+        if self.run_dir is not None:
+            return self.run_dir
+        # a task without a run folder (tests, notebooks) keeps what prepare() fits aside
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="rnnkit-tok-")
+        return Path(self._scratch.name)
 
     def _tokenizer_paths(self) -> list[Path]:
-        if self.run_dir is not None:
-            folder = self.run_dir
-        else:  # a task without a run folder (tests, notebooks) keeps its tokenisers aside
-            if self._scratch is None:
-                self._scratch = tempfile.TemporaryDirectory(prefix="rnnkit-tok-")
-            folder = Path(self._scratch.name)
+        folder = self._folder()
         ext = ".model" if self.data.tokenizer in ("unigram", "bpe") else ".json"
         stems = ("tokenizer",) if self.data.joint_vocab else ("source", "target")
         return [folder / (stem + ext) for stem in stems]
 
     def prepare(self) -> None:
-        """Train the tokeniser(s) on the training split and save them in the run folder."""
+        """Train the tokeniser(s) on the training split, fit the length limit to the kept
+        training pairs, and save both in the run folder.
+
+        Raises:
+            TaskError: a ``data.vocab_size`` the training text cannot give (naming the key and
+                the size it allows). On any failure the files this call writes are removed.
+        """
         d = self.data
         pairs = self.read_pairs("train")
         texts: list[list[str]] = (
@@ -300,10 +379,90 @@ class TranslationTask(Task):
             else [[s for s, _ in pairs], [t for _, t in pairs]]
         )
         paths = self._tokenizer_paths()
+        sides = (
+            ("this training text",)
+            if d.joint_vocab
+            else ("the source side's training text", "the target side's training text")
+        )
+        limit_path = paths[0].parent / LENGTH_LIMIT_FILE
+        written = [limit_path]
         paths[0].parent.mkdir(parents=True, exist_ok=True)
-        for text, path in zip(texts, paths, strict=True):
-            build_tokenizer(d.tokenizer, text, path.with_suffix(""), vocab_size=d.vocab_size)
-        self._tokenizers = None
+        try:
+            for text, path, side in zip(texts, paths, sides, strict=True):
+                written += [path, path.with_suffix(".vocab")]
+                try:
+                    build_tokenizer(
+                        d.tokenizer, text, path.with_suffix(""), vocab_size=d.vocab_size
+                    )
+                except VocabSizeError as err:
+                    raise TaskError(
+                        f"data.vocab_size={d.vocab_size} is {err.reason(side)}; "
+                        f"{err.advice('data.vocab_size')}"
+                    ) from None
+            self._tokenizers = None
+            self._train_pairs = None
+            kept = self._training_pairs()
+            a, b = fit_length_limit([(len(s), len(t)) for s, t in kept])
+            body = {
+                "max_len_a": a,
+                "max_len_b": b,
+                "fitted_on": len(kept),
+                "quantile": LIMIT_QUANTILE,
+                "margin": LIMIT_MARGIN,
+            }
+            write_text_atomic(limit_path, json.dumps(body, indent=1) + "\n")
+            self._limit = None
+            logger.info(
+                "length limit: floor(%g * S + %d) target tokens for a source of S (fitted to "
+                "%d training pairs)",
+                a,
+                b,
+                len(kept),
+            )
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            self._tokenizers = None
+            self._train_pairs = None
+            raise
+
+    @property
+    def length_limit(self) -> tuple[float, int]:
+        """(max_len_a, max_len_b) of decoding: ``data.max_len_a/b`` where set, else the run's
+        fitted ``length_limit.json``, else :data:`OLD_LIMIT` (runs saved without one)."""
+        if self._limit is None:
+            path = self._folder() / LENGTH_LIMIT_FILE
+            a, b = OLD_LIMIT
+            if path.is_file():
+                try:
+                    body = json.loads(path.read_text(encoding="utf-8"))
+                    a, b = float(body["max_len_a"]), int(body["max_len_b"])
+                except (ValueError, KeyError, TypeError) as err:
+                    raise TaskError(f"{path}: not a length limit file ({err})") from None
+            d = self.data
+            self._limit = (
+                a if d.max_len_a is None else d.max_len_a,
+                b if d.max_len_b is None else d.max_len_b,
+            )
+        return self._limit
+
+    def max_input_tokens(self, options: Mapping[str, Any] | None = None) -> tuple[int, str]:
+        """The most source tokens an input may have, and where that number comes from.
+
+        ``--max-input-tokens`` when given, else ``INPUT_FACTOR * data.max_length``.
+        """
+        given = (options or {}).get("max_input_tokens")
+        if given is not None:
+            if given < 1:
+                raise TaskError(f"--max-input-tokens must be at least 1, got {given}")
+            return int(given), "--max-input-tokens"
+        limit = INPUT_FACTOR * self.data.max_length
+        return limit, f"{INPUT_FACTOR} x data.max_length={self.data.max_length}"
+
+    def search(self, options: Mapping[str, Any]) -> SearchConfig:
+        """The beam search of ``options`` under the run's length limit (flags override it)."""
+        a, b = self.length_limit
+        return search_config(options, max_len_a=a, max_len_b=b)
 
     @property
     def tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
@@ -328,16 +487,30 @@ class TranslationTask(Task):
         if self._train_pairs is None:
             encoded = self.encode_pairs(self.read_pairs("train"))
             limit = self.data.max_length
+            empty = [(s, t) for s, t in encoded if not s or not t]
+            long = [(s, t) for s, t in encoded if s and t and max(len(s), len(t)) > limit]
             kept = [(s, t) for s, t in encoded if 0 < len(s) <= limit and 0 < len(t) <= limit]
-            if len(kept) < len(encoded):
-                logger.info(
-                    "left out %d of %d training pairs (empty, or over data.max_length=%d tokens)",
-                    len(encoded) - len(kept),
-                    len(encoded),
+            if long:
+                longest = max(max(len(s), len(t)) for s, t in long)
+                logger.warning(
+                    "data.max_length=%d: left out %d of %d training pairs with more tokens on a "
+                    "side (the longest has %d); raise data.max_length to keep them",
                     limit,
+                    len(long),
+                    len(encoded),
+                    longest,
+                )
+            if empty:
+                logger.warning(
+                    "left out %d of %d training pairs with a side that has no tokens",
+                    len(empty),
+                    len(encoded),
                 )
             if not kept:
-                raise TaskError("no training pairs left after data.max_length")
+                raise TaskError(
+                    f"no training pairs left: all {len(encoded)} have more than "
+                    f"data.max_length={limit} tokens on a side, or a side with none"
+                )
             self._train_pairs = kept
         return self._train_pairs
 
@@ -386,18 +559,51 @@ class TranslationTask(Task):
 
     def valid_batches(self) -> list[TranslationBatch]:
         if self._valid is None:
-            pairs = self.read_pairs("valid")
+            data = self.read_data("valid")
+            pairs, lines = data.pairs, data.lines
             if self.data.valid_size is not None:
-                pairs = pairs[: self.data.valid_size]
-            self._valid = self.make_batches(pairs)
+                pairs, lines = pairs[: self.data.valid_size], lines[: self.data.valid_size]
+            names = [f"{data.name}:{n}" for n in lines] if lines else None
+            self._valid = self.make_batches(self._bounded_valid(pairs, names))
         return self._valid
+
+    def _bounded_valid(self, pairs: list[Pair], names: list[str] | None) -> list[Pair]:
+        """Validation pairs whose source is within the input bound: a longer one is an error
+        naming it, or with ``data.on_error: skip`` left out and counted in the log."""
+        bound, origin = self.max_input_tokens()
+        src_tok, _ = self.tokenizers
+        sizes = [len(src_tok.encode(s)) for s, _ in pairs]
+        over = [i for i, n in enumerate(sizes) if n > bound]
+        if not over:
+            return pairs
+        where = [names[i] if names else f"pair {i + 1}" for i in over]
+        if self.data.on_error == "raise":
+            raise TaskError(
+                f"data.valid: {where[0]}: the source has {sizes[over[0]]} tokens, more than the "
+                f"{bound} an input may have ({origin}); shorten it, or set data.on_error: skip"
+            )
+        shown = ", ".join(where[:5]) + (", ..." if len(over) > 5 else "")
+        logger.warning(
+            "data.valid: left out %d of %d pairs whose source has more than %d tokens (%s): %s",
+            len(over),
+            len(pairs),
+            bound,
+            origin,
+            shown,
+        )
+        dropped = set(over)
+        return [p for i, p in enumerate(pairs) if i not in dropped]
 
     def read_test_pairs(self, path: Path) -> list[Pair]:
         """A user's test TSV (the run's ``data.columns``); every line counts, none is skipped."""
+        return self.read_test_data(path).pairs
+
+    def read_test_data(self, path: Path) -> ParallelData:
+        """A user's test TSV with its line numbers (:meth:`read_test_pairs`)."""
         data = read_parallel(path, columns=self.data.columns)
         if not data.pairs:
             raise TaskError(f"{path}: no sentence pairs")
-        return data.pairs
+        return data
 
     def load_examples(self, path: Path) -> list[TranslationBatch]:
         return self.make_batches(self.read_test_pairs(path))
@@ -423,13 +629,15 @@ class TranslationTask(Task):
         return StepOutput(loss=loss, num_tokens=int((batch.tgt_out != PAD_ID).sum()))
 
     def evaluate(self, model: nn.Module, batches: Iterable[Any]) -> dict[str, float]:
-        """Loss, perplexity (without label smoothing) and greedy-search BLEU / chrF."""
+        """Loss, perplexity (without label smoothing) and greedy-search BLEU / chrF, decoded
+        under the run's length limit (:attr:`length_limit`)."""
         assert isinstance(model, Seq2Seq)
         total, tokens = 0.0, 0
         hypotheses: list[str] = []
         sources: list[str] = []
         references: list[str] = []
         _, tgt_tok = self.tokenizers
+        a, b = self.length_limit
         with torch.no_grad():
             for batch in batches:
                 logits = model(batch.src, batch.src_lengths, batch.tgt_in).logits
@@ -437,7 +645,7 @@ class TranslationTask(Task):
                 total += float(token_cross_entropy(logits, batch.tgt_out, PAD_ID)) * n
                 tokens += n
                 memory = model.encode(batch.src, batch.src_lengths)
-                for hyps in greedy_search(model, memory):
+                for hyps in greedy_search(model, memory, max_len_a=a, max_len_b=b):
                     hypotheses.append(tgt_tok.decode(hyps[0].tokens))
                 sources += batch.sources
                 references += batch.references
@@ -453,13 +661,26 @@ class TranslationTask(Task):
     # ------------------------------------------------------------ evaluate and compare
 
     def _score_file(
-        self, model: nn.Module, path: Path, search: SearchConfig
-    ) -> tuple[TranslationScores, list[str]]:
-        pairs = self.read_test_pairs(path)
+        self, model: nn.Module, path: Path, search: SearchConfig, options: Mapping[str, Any]
+    ) -> tuple[TranslationScores, list[str], int]:
+        """Scores, translations and how many translations were cut at the length limit."""
+        data = self.read_test_data(path)
+        pairs = data.pairs
         sources = [s for s, _ in pairs]
-        hypotheses = [t[0].text for t in translate(self, model, sources, search)]
+        best = [
+            t[0]
+            for t in translate(
+                self,
+                model,
+                sources,
+                search,
+                max_source_tokens=self.max_input_tokens(options),
+                names=[f"{path}:{n}" for n in data.lines],
+            )
+        ]
+        hypotheses = [t.text for t in best]
         scores = translation_scores(hypotheses, [r for _, r in pairs], sources)
-        return scores, hypotheses
+        return scores, hypotheses, sum(not t.ended for t in best)
 
     def evaluate_file(self, model: nn.Module, path: Path, options: Mapping[str, Any]) -> Report:
         """BLEU, chrF (with signatures) and BLEU by source length with beam search on a TSV;
@@ -467,14 +688,20 @@ class TranslationTask(Task):
         output = options.get("output")
         if output is not None and Path(output).is_dir():
             raise TaskError(f"--output {output} is a folder; give the file to write")
-        search = search_config(options)
-        scores, hypotheses = self._score_file(model, path, search)
+        search = self.search(options)
+        scores, hypotheses, cut = self._score_file(model, path, search, options)
         files: tuple[Path, ...] = ()
         if output is not None:
             write_text_atomic(Path(output), "".join(h + "\n" for h in hypotheses))
             files = (Path(output),)
         name = self.run_dir.name if self.run_dir is not None else "model"
         text = format_scores(name, scores) + f"\n({path}, beam {search.beam_size})"
+        text += (
+            f"\nlength limit floor({search.max_len_a:g} * S + {search.max_len_b}) tokens: "
+            f"{cut} of {len(hypotheses)} translations cut at it"
+        )
+        if cut:
+            text += " (marked [truncated] by predict; raise --max-len-a / --max-len-b)"
         return Report(dict(scores), text, files)
 
     def compare(
@@ -489,9 +716,9 @@ class TranslationTask(Task):
         plot = options.get("plot")
         if plot is not None and Path(plot).is_dir():
             raise TaskError(f"--plot {plot} is a folder; give the PNG file to write")
-        search = search_config(options)
+        search = self.search(options)
         scores = {
-            name: self._score_file(model, path, search)[0]
+            name: self._score_file(model, path, search, options)[0]
             for name, model in zip(names, models, strict=True)
         }
         by_length = {name: s["by_length"] for name, s in scores.items()}
@@ -520,6 +747,36 @@ class TranslationTask(Task):
         return Report(payload, "\n".join(lines), files)
 
 
+def fit_length_limit(
+    lengths: Sequence[tuple[int, int]],
+    quantile: float = LIMIT_QUANTILE,
+    margin: int = LIMIT_MARGIN,
+) -> tuple[float, int]:
+    """The decoding length limit (a, b), ``floor(a * S + b)`` steps, fitted to training pairs.
+
+    ``a`` is the ``quantile`` of the ratio (T + 1) / S (eos is a step), rounded up to two
+    decimals; ``b`` is the smallest integer with which every pair's T + 1 steps fit, plus
+    ``margin``. So every training target fits, and a source S tokens long gets about as many
+    target tokens as the longest-translating 1 % of the training data had per source token.
+
+    Args:
+        lengths: (S, T) token counts of each training pair, S >= 1, T without eos.
+        quantile: in (0, 1].
+        margin: tokens added to b.
+
+    Returns:
+        (max_len_a, max_len_b).
+    """
+    if not lengths:
+        raise ValueError("fit_length_limit needs at least one pair")
+    if min(s for s, _ in lengths) < 1:
+        raise ValueError("every source must have at least one token")
+    ratios = np.array([(t + 1) / s for s, t in lengths], dtype=np.float64)  # (N,)
+    a = math.ceil(round(float(np.quantile(ratios, quantile)) * 100, 6)) / 100
+    b = max(0, max(t + 1 - math.floor(a * s) for s, t in lengths)) + margin
+    return a, b
+
+
 def translate(
     task: TranslationTask,
     model: nn.Module,
@@ -528,6 +785,8 @@ def translate(
     *,
     batch_size: int = 64,
     sampling: SamplingConfig | None = None,
+    max_source_tokens: tuple[int, str] | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[list[Translation]]:
     """Translate ``sentences`` with batched beam search (beam 1 is greedy search) or sampling.
 
@@ -535,24 +794,37 @@ def translate(
         task: the run's task (its tokenisers).
         model: the run's model.
         sentences: source sentences, raw text.
-        search: beam size, n-best, maximum length and length penalty (default beam 5).
+        search: beam size, n-best, maximum length and length penalty (default: beam 5 under
+            the task's :attr:`~TranslationTask.length_limit`).
         batch_size: sentences decoded together.
         sampling: when given, draw ``search.n_best`` samples per sentence instead.
+        max_source_tokens: (N, where N comes from): refuse a sentence of more than N tokens
+            before decoding anything. None: no bound.
+        names: what to call each sentence in errors (``test.tsv:7``); default ``input i``.
 
     Returns:
         For each sentence, ``search.n_best`` translations, best first (samples: drawing order).
 
     Raises:
-        TaskError: an input with no tokens (naming its position).
+        TaskError: an input with no tokens, or one over ``max_source_tokens`` (naming it).
     """
     if not isinstance(model, Seq2Seq):
         raise TypeError(f"translate needs a Seq2Seq model, got {type(model).__name__}")
-    search = search or SearchConfig()
+    search = search or task.search({})
     src_tok, tgt_tok = task.tokenizers
     ids = [src_tok.encode(s) for s in sentences]
     for i, s in enumerate(ids):
         if not s:
+            if names is not None:
+                raise TaskError(f"{names[i]}: the source has no tokens: nothing to translate")
             raise TaskError(f"input {i + 1} is empty: nothing to translate")
+        if max_source_tokens is not None and len(s) > max_source_tokens[0]:
+            bound, origin = max_source_tokens
+            name = names[i] if names is not None else f"input {i + 1}"
+            raise TaskError(
+                f"{name}: the source has {len(s)} tokens, more than the {bound} an input may "
+                f"have ({origin}); shorten it, or pass --max-input-tokens N"
+            )
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths together
     results: list[list[Translation]] = [[] for _ in ids]
     generator = None
@@ -615,8 +887,11 @@ class TranslationPredictor(Predictor[str, list[Translation]]):
                 )
             if Path(plots).exists() and not Path(plots).is_dir():
                 raise TaskError(f"--attention-plot {plots} is a file; give a folder")
-        search, sampling = search_config(options), sampling_options(options)
-        return translate(self.task, self.model, inputs, search, sampling=sampling)
+        search, sampling = self.task.search(options), sampling_options(options)
+        bound = self.task.max_input_tokens(options)
+        return translate(
+            self.task, self.model, inputs, search, sampling=sampling, max_source_tokens=bound
+        )
 
     def format(self, output: list[Translation]) -> str:
         """The translation; for n-best lists one ``rank<TAB>score<TAB>text`` line each (the CLI
