@@ -20,7 +20,8 @@ from typing import Any
 from torch import nn
 
 from rnnkit.config import ConfigError, RunConfig
-from rnnkit.tasks.base import Predictor, Report, Task
+from rnnkit.decoding.search import SamplingConfig
+from rnnkit.tasks.base import Predictor, Report, Task, TextGenerator
 from rnnkit.tasks.registry import get_task, task_names
 from rnnkit.tasks.run import (
     LoadedRun,
@@ -41,6 +42,7 @@ __all__ = [
     "build_run_config",
     "compare",
     "evaluate",
+    "generate",
     "load_config",
     "load_predictor",
     "load_run",
@@ -195,6 +197,30 @@ def predict(
     predictor = load_predictor(run_dir, weights, threads=threads)
     parsed = [predictor.parse(i) if isinstance(i, str) else i for i in inputs]
     return predictor.predict(parsed, options or {})
+
+
+def generate(
+    run_dir: Path,
+    prompt: str,
+    max_tokens: int,
+    sampling: SamplingConfig | None = None,
+    *,
+    weights: Weights = "best",
+    threads: int | None = None,
+) -> str:
+    """``prompt`` and ``max_tokens`` tokens the run's model samples after it (temperature,
+    top-k, top-p and seed of ``sampling``; the defaults when None).
+
+    Raises:
+        ValueError: the run's task writes no text (only language models do).
+    """
+    predictor = load_predictor(run_dir, weights, threads=threads)
+    if not isinstance(predictor, TextGenerator):
+        raise ValueError(
+            f"{run_dir}: {predictor.task.name} runs do not generate text; "
+            "rnnkit generate needs a language_model run"
+        )
+    return predictor.generate(prompt, max_tokens, sampling or SamplingConfig())
 
 
 def load_predictor(

@@ -368,3 +368,31 @@ def test_a_sentencepiece_vocabulary_too_large_is_refused(tmp_path: Path) -> None
     with pytest.raises(TaskError, match=r"data\.vocab_size=5000 is too large for this training"):
         api.train(build_run_config(raw), tmp_path / "run")
     assert not (tmp_path / "run" / "tokenizer.model").exists()
+
+
+def test_generate_cli_writes_the_seeded_sample(tmp_path: Path, capsys: Any) -> None:
+    predictor = trained(tmp_path)
+    run = str(tmp_path / "run")
+    args = ["generate", run, "--prompt", "And God said", "--max-tokens", "20"]
+    assert (
+        main([*args, "--temperature", "1.5", "--top-k", "5", "--seed", "3", "--weights", "final"])
+        == 0
+    )
+    want = predictor.generate("And God said", 20, SamplingConfig(temperature=1.5, top_k=5), seed=3)
+    assert capsys.readouterr().out == want + "\n"
+    assert main([*args, "--temperature", "0"]) == 2
+    assert (
+        capsys.readouterr().err
+        == "rnnkit: error: --temperature: temperature must be positive, got 0.0\n"
+    )
+
+
+def test_generate_refuses_a_run_that_writes_no_text(tmp_path: Path, capsys: Any) -> None:
+    run = tmp_path / "adding"
+    assert main(["train", "adding", "--out", str(run), "--set", "train.max_steps=2"]) == 0
+    capsys.readouterr()
+    assert main(["generate", str(run), "--prompt", "1 2"]) == 2
+    assert capsys.readouterr().err == (
+        f"rnnkit: error: {run}: adding runs do not generate text; "
+        "rnnkit generate needs a language_model run\n"
+    )

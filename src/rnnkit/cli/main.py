@@ -207,6 +207,23 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from rnnkit import api
+    from rnnkit.tasks.decoding_options import sampling_config
+
+    sampling = sampling_config(vars(args))
+    text = api.generate(
+        Path(args.run),
+        args.prompt,
+        args.max_tokens,
+        sampling,
+        weights=args.weights,
+        threads=args.threads,
+    )
+    print(text)
+    return 0
+
+
 # ------------------------------------------------------------------------------ parsers
 
 
@@ -312,6 +329,42 @@ def build_parser(task: Any = None, verb: str | None = None) -> argparse.Argument
     compare.add_argument("--weights", choices=["best", "final"], default="best", help=WEIGHTS_HELP)
     add_threads_option(compare)
     compare.set_defaults(handler=_compare, task_options=[])
+
+    generate = verbs.add_parser(
+        "generate", help="write text after a prompt with a language model run (sampling)"
+    )
+    generate.add_argument("run", metavar="RUN", help="run folder of a language model")
+    generate.add_argument("--prompt", default="", metavar="TEXT", help="text to continue")
+    generate.add_argument(
+        "--max-tokens", type=int, default=50, metavar="N", help="tokens to write (default 50)"
+    )
+    generate.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        metavar="T",
+        help="below 1 sharpens the distribution, above 1 flattens it (default 1)",
+    )
+    generate.add_argument(
+        "--top-k",
+        type=int,
+        default=0,
+        metavar="K",
+        help="sample among the K most likely tokens (default 0: all)",
+    )
+    generate.add_argument(
+        "--top-p",
+        type=float,
+        default=1.0,
+        metavar="P",
+        help="sample among the most likely tokens holding probability P (default 1: all)",
+    )
+    generate.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="random seed (default 0)"
+    )
+    generate.add_argument("--weights", choices=["best", "final"], default="best", help=WEIGHTS_HELP)
+    add_threads_option(generate)
+    generate.set_defaults(handler=_generate)
 
     if task is not None and verb in TASK_VERBS:
         chosen = {"evaluate": evaluate, "predict": predict, "compare": compare}[verb]

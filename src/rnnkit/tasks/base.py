@@ -28,13 +28,25 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    Literal,
+    Protocol,
+    TypeVar,
+    runtime_checkable,
+)
 
 import torch
 from torch import nn
 
 from rnnkit.config import EmptySection, FrozenConfig, RunConfig
 from rnnkit.training.protocol import StepOutput
+
+if TYPE_CHECKING:
+    from rnnkit.decoding.search import SamplingConfig
 
 __all__ = [
     "NoObjective",
@@ -240,6 +252,17 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return "-" if value is None else str(value)
+
+
+@runtime_checkable
+class TextGenerator(Protocol):
+    """A predictor that also writes text after a prompt (``rnnkit generate``): language models."""
+
+    def generate(
+        self, prompt: str, max_tokens: int, sampling: SamplingConfig, seed: int | None = None
+    ) -> str:
+        """The prompt followed by ``max_tokens`` tokens sampled with ``sampling``."""
+        ...
 
 
 @dataclass

@@ -121,5 +121,18 @@ def sampling_options(options: Mapping[str, Any]) -> SamplingConfig | None:
         if given:
             raise TaskError(f"{_FLAGS[next(iter(given))]} needs --sample")
         return None
-    config: SamplingConfig = _config(SamplingConfig, given)
+    return sampling_config(given)
+
+
+def sampling_config(options: Mapping[str, Any]) -> SamplingConfig:
+    """The :class:`SamplingConfig` of ``temperature``, ``top_k``, ``top_p`` and ``seed`` in
+    ``options`` (absent or None: the defaults), for verbs that always sample (``generate``).
+
+    Raises:
+        TaskError: a value out of range, naming its flag.
+    """
+    keys = ("temperature", "top_k", "top_p", "seed")
+    config: SamplingConfig = _config(
+        SamplingConfig, {k: options[k] for k in keys if options.get(k) is not None}
+    )
     return config
