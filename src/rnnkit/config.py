@@ -52,7 +52,10 @@ class TrainConfig(FrozenConfig):
     ``invalid value for 'train.batch_size': must be >= 1, got 0``. What depends on the task (the
     early-stopping metric's name) or the machine (CUDA for ``device``/``precision``) is checked
     by the trainer. Task-specific options (label smoothing, scheduled sampling, ...) live in the
-    task's own ``objective`` section, not here.
+    task's own ``objective`` section, not here. ``bptt`` (tokens per window) and
+    ``variable_bptt`` (AWD-LSTM's random window lengths) are the truncation of
+    backpropagation through time of the tasks that carry their state from batch to batch
+    (``Task.stateful``: the language model); the others ignore them.
     """
 
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
@@ -80,6 +83,8 @@ class TrainConfig(FrozenConfig):
     progress: bool | None = None
     threads: int | None = None
     flush_denormal: bool = True
+    bptt: int = 35
+    variable_bptt: bool = False
 
     @field_validator(
         "batch_size",
@@ -92,6 +97,7 @@ class TrainConfig(FrozenConfig):
         "max_nonfinite",
         "log_every",
         "threads",
+        "bptt",
     )
     @classmethod
     def _at_least_one(cls, value: int | None) -> int | None:

@@ -70,7 +70,6 @@ def raw_config(
         "train": str(train_file),
         "valid": str(train_file),
         "tokenizer": "word",
-        "bptt": 5,
         "eval_batch_size": 3,
     }
     data_section.update(data or {})
@@ -91,6 +90,7 @@ def raw_config(
         "checkpoint_every": 1000,
         "log_every": 1000,
         "threads": 1,
+        "bptt": 5,
     }
     train_section.update(train)
     return {
@@ -152,7 +152,7 @@ def test_training_batches_are_the_cut_stream_window_by_window(tmp_path: Path) ->
 
 
 def test_variable_windows_change_with_the_epoch_only(tmp_path: Path) -> None:
-    task = prepared(tmp_path, data={"variable_bptt": True, "bptt": 8})
+    task = prepared(tmp_path, variable_bptt=True, bptt=8)
     sizes = [[b.x.shape[1] for b in task.train_batches(e)] for e in (0, 0, 1)]
     assert sizes[0] == sizes[1]
     assert sum(sizes[0]) == sum(sizes[2]) == (task.stream("train").num_targets // 4)
@@ -166,7 +166,7 @@ def test_validation_carries_the_state_across_windows(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = task.build_model().eval()
     windows = task.evaluate(model, task.valid_batches())  # windows of 5
-    whole = prepared(tmp_path / "b", data={"bptt": 10_000})
+    whole = prepared(tmp_path / "b", bptt=10_000)
     once = whole.evaluate(model, whole.valid_batches())  # one window per row
     assert len(task.valid_batches()) > 5
     assert windows["loss"] == pytest.approx(once["loss"], rel=1e-6)
@@ -217,7 +217,8 @@ def test_a_model_learns_the_corpus(tmp_path: Path) -> None:
 
 def test_resume_mid_epoch_is_bitwise_identical(tmp_path: Path) -> None:
     knobs: dict[str, Any] = {
-        "data": {"variable_bptt": True, "bptt": 6},
+        "variable_bptt": True,
+        "bptt": 6,
         "model": {"dropout": 0.3, "locked_dropout": True, "tie_embeddings": True},
         "eval_every": 3,
         "checkpoint_every": 2,
@@ -292,7 +293,7 @@ def test_generation_with_a_seed_is_reproducible(tmp_path: Path, arch: str) -> No
 @pytest.mark.parametrize("arch", ["rnn", "transformer"])
 def test_generation_respects_top_k_and_top_p(tmp_path: Path, arch: str) -> None:
     # windows of 40: the Transformer's context holds the whole prompt and sample
-    predictor = trained(tmp_path, model={"arch": arch}, data={"bptt": 40})
+    predictor = trained(tmp_path, model={"arch": arch}, bptt=40)
     prompt = [EOS_ID, *predictor.task.tokenizer.encode("And God")]
     for sampling, allowed in [(SamplingConfig(top_k=3, temperature=2.0), 3), (None, 1)]:
         config = sampling or SamplingConfig(top_p=1e-6)  # only the most likely token

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -167,6 +168,16 @@ class Task(ABC):
     def __init__(self, config: RunConfig, run_dir: Path | None = None) -> None:
         self.config = config
         self.run_dir = run_dir
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+
+    def folder(self) -> Path:
+        """Where :meth:`prepare` saves what it fits and later calls read it: ``run_dir``, or for
+        a task without a run folder (tests, notebooks) a temporary folder kept for its life."""
+        if self.run_dir is not None:
+            return self.run_dir
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix=f"rnnkit-{self.name}-")
+        return Path(self._scratch.name)
 
     # -------------------------------------------------------------------- training
 

@@ -45,7 +45,6 @@ import json
 import logging
 import math
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,7 +203,6 @@ class ClassificationTask(Task):
         self._classes: tuple[tuple[str, ...], tuple[int, ...]] | None = None
         self._train: list[tuple[list[int], int]] | None = None
         self._valid: list[ClassificationBatch] | None = None
-        self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def data(self) -> ClassificationDataConfig:
@@ -276,16 +274,9 @@ class ClassificationTask(Task):
             )
         return examples
 
-    def _folder(self) -> Path:
-        if self.run_dir is not None:
-            return self.run_dir
-        if self._scratch is None:  # a task without a run folder (tests, notebooks)
-            self._scratch = tempfile.TemporaryDirectory(prefix="rnnkit-cls-")
-        return Path(self._scratch.name)
-
     def _tokenizer_path(self) -> Path:
         ext = ".model" if self.data.tokenizer in ("unigram", "bpe") else ".json"
-        return self._folder() / f"tokenizer{ext}"
+        return self.folder() / f"tokenizer{ext}"
 
     def normalize(self, text: str) -> str:
         """The text as the tokeniser sees it (lowercased with ``data.lowercase``)."""
@@ -295,7 +286,7 @@ class ClassificationTask(Task):
         """Train the tokeniser on the training texts; save it and the classes in the run folder."""
         d = self.data
         examples = self.read_split("train", labels=None)
-        folder = self._folder()
+        folder = self.folder()
         folder.mkdir(parents=True, exist_ok=True)
         try:
             build_tokenizer(
@@ -331,7 +322,7 @@ class ClassificationTask(Task):
 
     def _read_classes(self) -> tuple[tuple[str, ...], tuple[int, ...]]:
         if self._classes is None:
-            path = self._folder() / LABELS_FILE
+            path = self.folder() / LABELS_FILE
             try:
                 body = json.loads(path.read_text(encoding="utf-8"))
                 labels = tuple(str(label) for label in body["labels"])

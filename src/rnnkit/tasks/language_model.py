@@ -8,11 +8,16 @@ A run config::
       tokenizer: word              # word | char | unigram | bpe (sentencepiece)
       vocab_size: null             # word/char: null keeps every training token; else the N most
                                    # frequent (reserved ids included) and <unk>
-      bptt: 35                     # tokens per window
-      variable_bptt: false         # AWD-LSTM's random window lengths
     model: {arch: rnn, cell: lstm, embedding_size: 200, hidden_size: 200, num_layers: 2,
             dropout: 0.2, tie_embeddings: false}     # or arch: transformer (num_heads)
-    train: {batch_size: 20, optimizer: sgd, lr: 20, clip_grad_norm: 0.25, max_time_s: 600}
+    train:
+      bptt: 35                     # tokens per window
+      variable_bptt: false         # AWD-LSTM's random window lengths
+      batch_size: 20               # parallel streams
+      optimizer: sgd
+      lr: 20
+      clip_grad_norm: 0.25
+      max_time_s: 600
 
 Data. ``data.train`` / ``data.valid`` / ``data.test`` are UTF-8 text files (one path or a list,
 read in order), or ``data.corpus`` names a built-in corpus with fixed splits
@@ -23,7 +28,7 @@ the tokeniser on the training text and saves it in the run folder (``tokenizer.j
 ``tokenizer.model`` for sentencepiece); ``data.vocab_size`` is required by sentencepiece.
 
 Training is the stream as it is: the training stream cut into B = ``train.batch_size`` parallel
-rows, windows of ``data.bptt`` tokens taken left to right (:func:`~rnnkit.data.text_stream.
+rows, windows of ``train.bptt`` tokens taken left to right (:func:`~rnnkit.data.text_stream.
 cut_streams`, :func:`~rnnkit.data.text_stream.window_spans`), and the hidden state of window k
 carried into window k + 1 (``stateful = True``: the trainer detaches it after each step, so
 gradients flow back ``bptt`` steps only, and resets it at each epoch). A batch is::
@@ -48,7 +53,6 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -114,8 +118,6 @@ class LanguageModelDataConfig(FrozenConfig):
         tokenizer: ``word``, ``char``, or sentencepiece ``unigram`` / ``bpe``.
         vocab_size: V, reserved ids included: the most frequent training tokens (word, char) or
             the sentencepiece size (required there); None keeps every training token.
-        bptt: tokens per training window (the truncation of backpropagation through time).
-        variable_bptt: AWD-LSTM's random window lengths around ``bptt``.
         eval_batch_size: rows the validation and test streams are cut into.
     """
 
@@ -125,8 +127,6 @@ class LanguageModelDataConfig(FrozenConfig):
     test: PathList | None = None
     tokenizer: TokenizerKind = "word"
     vocab_size: int | None = Field(None, ge=5)
-    bptt: int = Field(35, ge=1)
-    variable_bptt: bool = False
     eval_batch_size: int = Field(10, ge=1)
 
     @model_validator(mode="after")
@@ -238,7 +238,6 @@ class LanguageModelTask(Task):
         self._tokenizer: Tokenizer | None = None
         self._streams: dict[str, TokenStream] = {}
         self._valid: list[LMBatch] | None = None
-        self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def data(self) -> LanguageModelDataConfig:
@@ -269,16 +268,9 @@ class LanguageModelTask(Task):
         except TextStreamError as err:
             raise TaskError(f"data.{split}: {err}") from None
 
-    def _folder(self) -> Path:
-        if self.run_dir is not None:
-            return self.run_dir
-        if self._scratch is None:  # a task without a run folder (tests, notebooks)
-            self._scratch = tempfile.TemporaryDirectory(prefix="rnnkit-lm-")
-        return Path(self._scratch.name)
-
     def _tokenizer_path(self) -> Path:
         ext = ".model" if self.data.tokenizer in ("unigram", "bpe") else ".json"
-        return self._folder() / f"tokenizer{ext}"
+        return self.folder() / f"tokenizer{ext}"
 
     def prepare(self) -> None:
         """Train the tokeniser on the training text and save it in the run folder.
@@ -331,10 +323,10 @@ class LanguageModelTask(Task):
     def eval_batches(self, stream: TokenStream) -> list[LMBatch]:
         """The evaluation windows of ``stream``: ``data.eval_batch_size`` padded rows."""
         d = self.data
-        return stream_batches(stream, d.eval_batch_size, d.bptt, pad=True)
+        return stream_batches(stream, d.eval_batch_size, self.config.train.bptt, pad=True)
 
     def train_batches(self, epoch: int) -> Iterator[LMBatch]:
-        d, train = self.data, self.config.train
+        train = self.config.train
         stream = self.stream("train")
         if stream.num_targets < train.batch_size:
             raise TaskError(
@@ -345,9 +337,9 @@ class LanguageModelTask(Task):
             stream_batches(
                 stream,
                 train.batch_size,
-                d.bptt,
+                train.bptt,
                 pad=False,
-                variable=d.variable_bptt,
+                variable=train.variable_bptt,
                 seed=train.seed,
                 epoch=epoch,
             )
@@ -600,7 +592,7 @@ class LanguageModelPredictor(Predictor[str, NextTokens]):
             [self._prompt_ids(prompt)], device=next(model.parameters()).device
         )  # (1, P)
         if isinstance(model, TransformerLM):
-            ids = ids[:, -self.task.data.bptt :]
+            ids = ids[:, -self.task.config.train.bptt :]
         with torch.no_grad(), flush_denormals():
             logits = model(ids, None).logits[0, -1]  # (V,)
         return F.softmax(logits.float(), dim=-1).cpu()
@@ -637,7 +629,7 @@ class LanguageModelPredictor(Predictor[str, NextTokens]):
 
         Sampling is :func:`rnnkit.decoding.sample` (temperature, then top-k, then top-p) with a
         generator seeded with ``seed`` (``sampling.seed`` when None), so the same arguments give
-        the same text. The Transformer reads at most ``data.bptt`` tokens of context.
+        the same text. The Transformer reads at most ``train.bptt`` tokens of context.
 
         Raises:
             TaskError: ``max_tokens`` below 1.
@@ -655,7 +647,7 @@ class LanguageModelPredictor(Predictor[str, NextTokens]):
         device = next(model.parameters()).device
         generator = torch.Generator(device=device)
         generator.manual_seed(sampling.seed if seed is None else seed)
-        decoder = LMDecoder(model, self.task.data.bptt)
+        decoder = LMDecoder(model, self.task.config.train.bptt)
         with torch.no_grad(), flush_denormals():
             memory = decoder.encode(self._prompt_ids(prompt))
             found = sample(

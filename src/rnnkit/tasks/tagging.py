@@ -51,7 +51,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -266,7 +265,6 @@ class TaggingTask(Task):
         self._baseline: tuple[dict[str, str], str] | None = None
         self._train_encoded: list[tuple[list[int], list[list[int]], list[int]]] | None = None
         self._valid: list[TaggingBatch] | None = None
-        self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def data(self) -> TaggingDataConfig:
@@ -334,13 +332,6 @@ class TaggingTask(Task):
         """The form of ``token`` the word vocabulary holds (lower-cased with data.lowercase)."""
         return token.lower() if self.data.lowercase else token
 
-    def _folder(self) -> Path:
-        if self.run_dir is not None:
-            return self.run_dir
-        if self._scratch is None:  # a task without a run folder (tests, notebooks)
-            self._scratch = tempfile.TemporaryDirectory(prefix="rnnkit-tag-")
-        return Path(self._scratch.name)
-
     def prepare(self) -> None:
         """Build the vocabularies and the most-frequent-tag baseline from the training split and
         save them in the run folder (``vocab.json``, ``baseline.json``)."""
@@ -367,7 +358,7 @@ class TaggingTask(Task):
         if self.model_config.char_features != "none":
             chars = Counter(c for s in sentences for t in s.tokens for c in t[: d.max_word_length])
             body["chars"] = Vocabulary.build(chars, reserved=SPECIALS, unk="<unk>").to_dict()
-        folder = self._folder()
+        folder = self.folder()
         folder.mkdir(parents=True, exist_ok=True)
         write_text_atomic(folder / _VOCAB_FILE, json.dumps(body, ensure_ascii=False) + "\n")
         # the baseline: each word's most frequent tag (ties: the tag listed first)
@@ -384,7 +375,7 @@ class TaggingTask(Task):
         self._baseline = None
 
     def _read_json(self, name: str, marker: str) -> dict[str, Any]:
-        path = self._folder() / name
+        path = self.folder() / name
         if not path.is_file():
             raise TaskError(f"{path}: missing; prepare() writes it (rnnkit train does)")
         try:
@@ -405,10 +396,10 @@ class TaggingTask(Task):
                 tags = Vocabulary.from_dict(body.get("tags"))
                 chars = None if body.get("chars") is None else Vocabulary.from_dict(body["chars"])
             except ValueError as err:
-                raise TaskError(f"{self._folder() / _VOCAB_FILE}: {err}") from None
+                raise TaskError(f"{self.folder() / _VOCAB_FILE}: {err}") from None
             if (chars is None) != (self.model_config.char_features == "none"):
                 raise TaskError(
-                    f"{self._folder() / _VOCAB_FILE}: its character vocabulary does not fit "
+                    f"{self.folder() / _VOCAB_FILE}: its character vocabulary does not fit "
                     f"model.char_features: {self.model_config.char_features}"
                 )
             self._vocab = (words, tags, chars)
@@ -421,7 +412,7 @@ class TaggingTask(Task):
             body = self._read_json(_BASELINE_FILE, _BASELINE_FORMAT)
             table, default = body.get("words"), body.get("default")
             if not isinstance(table, dict) or not isinstance(default, str):
-                raise TaskError(f"{self._folder() / _BASELINE_FILE}: bad baseline table")
+                raise TaskError(f"{self.folder() / _BASELINE_FILE}: bad baseline table")
             self._baseline = ({str(k): str(v) for k, v in table.items()}, default)
         return self._baseline
 

@@ -68,7 +68,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,7 +298,6 @@ class TranslationTask(Task):
         self._tokenizers: tuple[Tokenizer, Tokenizer] | None = None
         self._read: dict[str, ParallelData] = {}
         self._limit: tuple[float, int] | None = None
-        self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self.sampling_rate = 0.0
 
     @property
@@ -349,16 +347,8 @@ class TranslationTask(Task):
         """The configured ``split``'s sentence pairs (:meth:`read_data`'s)."""
         return self.read_data(split).pairs
 
-    def _folder(self) -> Path:
-        if self.run_dir is not None:
-            return self.run_dir
-        # a task without a run folder (tests, notebooks) keeps what prepare() fits aside
-        if self._scratch is None:
-            self._scratch = tempfile.TemporaryDirectory(prefix="rnnkit-tok-")
-        return Path(self._scratch.name)
-
     def _tokenizer_paths(self) -> list[Path]:
-        folder = self._folder()
+        folder = self.folder()
         ext = ".model" if self.data.tokenizer in ("unigram", "bpe") else ".json"
         stems = ("tokenizer",) if self.data.joint_vocab else ("source", "target")
         return [folder / (stem + ext) for stem in stems]
@@ -431,7 +421,7 @@ class TranslationTask(Task):
         """(max_len_a, max_len_b) of decoding: ``data.max_len_a/b`` where set, else the run's
         fitted ``length_limit.json``, else :data:`OLD_LIMIT` (runs saved without one)."""
         if self._limit is None:
-            path = self._folder() / LENGTH_LIMIT_FILE
+            path = self.folder() / LENGTH_LIMIT_FILE
             a, b = OLD_LIMIT
             if path.is_file():
                 try:
