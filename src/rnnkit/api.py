@@ -77,6 +77,15 @@ def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+_SPLIT_FILES = ("data.train", "data.valid", "data.test")
+
+
+def _data_keys(config: RunConfig) -> dict[str, Any]:
+    """The run's ``data`` section as flat ``data.KEY`` values, less where its split files lie."""
+    flat = _flatten(config.data.model_dump(mode="json"), "data.")
+    return {k: v for k, v in flat.items() if k not in _SPLIT_FILES}
+
+
 def _has_progress(run_dir: Path) -> bool:
     """True once a run wrote a checkpoint or its final weights: from then on it is a run to resume,
     not a folder to start over in."""
@@ -178,6 +187,19 @@ def compare(
     if len(kinds) > 1:
         listed = ", ".join(f"{run} ({c.task})" for run, c in zip(runs, configs, strict=True))
         raise ConfigError(f"compare needs runs of one task, got {listed}")
+    # the first run's task reads the data file for all of them (its tokeniser, vocabulary,
+    # labels, scaler): runs whose data sections differ would be scored through the wrong one.
+    # Where the split files lie is not compared (copies of one corpus may sit anywhere).
+    first = _data_keys(configs[0])
+    for run, config in zip(runs[1:], configs[1:], strict=True):
+        other = _data_keys(config)
+        differ = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
+        if differ:
+            raise ConfigError(
+                f"compare reads the data file through {runs[0]}'s data pipeline, but {run} "
+                f"differs in {', '.join(repr(k) for k in differ)}; compare runs trained on "
+                "the same data section"
+            )
     loaded = [load_run(run, weights) for run in runs]
     largest = max(loaded, key=lambda r: step_work(r.model, r.config.train.batch_size))
     _set_run_threads(largest, threads)
