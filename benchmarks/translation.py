@@ -39,9 +39,9 @@ excluded) and the share of outputs that ended with eos. This runs twice:
   method produces exactly as many tokens as a translation of reference length. The headline
   ratios are these.
 
-Anchors: OpenNMT-py 3.5.1 with the same model on this machine trained at 665 target tokens/s and
-decoded (beam 5, batch 32) at 9.2 sentences/s. They are constants measured once, not rerun here.
-The machine's other load slows every number; the load average is printed before and after.
+Every ratio has its denominator measured in the same run (the matmul peak, one sentence at a
+time); no figure from another run or machine is a denominator. The machine's other load slows
+every number; the load average is printed before and after.
 """
 
 from __future__ import annotations
@@ -71,8 +71,6 @@ from rnnkit.decoding.search import Hypothesis, SearchConfig, beam_search, greedy
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from rnnkit.training.losses import token_cross_entropy
 
-ANCHOR_TRAIN_TOKENS_S = 665.0  # OpenNMT-py 3.5.1, same model and data, this machine
-ANCHOR_BEAM_SENTENCES_S = 9.2  # OpenNMT-py 3.5.1, beam 5, batch 32
 CLIP_NORM = 5.0
 LEARNING_RATE = 1e-3
 
@@ -235,7 +233,6 @@ class TrainingSpeed:
     best_tokens_per_s: float
     roofline_tokens_per_s: float
     fraction_of_roofline: float
-    vs_anchor: float
     peak_gflops: float
     gflop_per_round: float
     target_tokens_per_round: int
@@ -266,7 +263,6 @@ def time_training(
         best_tokens_per_s=max(speeds),
         roofline_tokens_per_s=roofline,
         fraction_of_roofline=median / roofline,
-        vs_anchor=median / ANCHOR_TRAIN_TOKENS_S,
         peak_gflops=peak,
         gflop_per_round=flops / 1e9,
         target_tokens_per_round=tokens,
@@ -379,7 +375,6 @@ def decode_all(
         "beam_one_at_a_time": asdict(single),
         "greedy_batched": asdict(greedy),
         "beam_batched_vs_one_at_a_time": batched.sentences_per_s / single.sentences_per_s,
-        "beam_batched_vs_anchor": batched.sentences_per_s / ANCHOR_BEAM_SENTENCES_S,
         "greedy_vs_beam_batched": greedy.sentences_per_s / batched.sentences_per_s,
     }
 
@@ -402,8 +397,7 @@ def print_decoding(title: str, result: dict[str, Any], settings: Settings) -> No
         )
     print(
         f"    batched beam / one at a time {result['beam_batched_vs_one_at_a_time']:.2f}x; "
-        f"vs OpenNMT-py 3.5.1 beam 5 batch 32 ({ANCHOR_BEAM_SENTENCES_S:g} sent/s, a constant) "
-        f"{result['beam_batched_vs_anchor']:.2f}x; greedy / batched beam "
+        f"greedy / batched beam "
         f"{result['greedy_vs_beam_batched']:.2f}x"
     )
 
@@ -414,8 +408,6 @@ def run(settings: Settings, threads: int) -> dict[str, Any]:
     torch.manual_seed(0)
     load_before = load()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {load_before:.2f}")
-    if settings != Settings():
-        print("(not the default settings: the ratios to the OpenNMT-py anchors do not apply)")
     with tempfile.TemporaryDirectory() as folder:
         timed, pool, test_batches = prepare(settings, Path(folder))
     config = model_config(settings)
@@ -444,10 +436,6 @@ def run(settings: Settings, threads: int) -> dict[str, Any]:
         f"the peak {speed.peak_gflops:.0f} GFLOP/s measured in this run)"
     )
     print(f"  fraction of roofline {speed.fraction_of_roofline:.2f}")
-    print(
-        f"  vs OpenNMT-py 3.5.1 ({ANCHOR_TRAIN_TOKENS_S:g} tok/s, a constant measured once on "
-        f"this machine, not rerun): {speed.vs_anchor:.2f}x"
-    )
 
     steps, loss = train_for(model, optimizer, pool, settings.train_seconds)
     model.eval()
@@ -475,7 +463,6 @@ def run(settings: Settings, threads: int) -> dict[str, Any]:
         "settings": asdict(settings),
         "threads": torch.get_num_threads(),
         "training": asdict(speed),
-        "anchor_train_tokens_per_s": ANCHOR_TRAIN_TOKENS_S,
         "decoding": {
             "train_steps": steps,
             "train_loss": loss,
@@ -483,7 +470,6 @@ def run(settings: Settings, threads: int) -> dict[str, Any]:
             "source_tokens": source,
             "as_trained": free,
             "reference_length": fixed,
-            "anchor_beam_sentences_per_s": ANCHOR_BEAM_SENTENCES_S,
         },
         "load_before": load_before,
         "load_after": load_after,
