@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from rnnkit import api
-from rnnkit.data.timeseries import load_builtin, to_series
+from rnnkit.data.builtin_series import load_builtin
+from rnnkit.data.timeseries import to_series
 from rnnkit.metrics.forecast import forecast_metrics
 from rnnkit.models.baselines import run_baselines
 from rnnkit.models.forecaster import Forecaster

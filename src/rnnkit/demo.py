@@ -268,7 +268,7 @@ def bottleneck_demo(root: Path, budget: Budget) -> dict[str, Any]:
 
 def forecast_demo(root: Path, budget: Budget) -> dict[str, Any]:
     """Train the shipped AirPassengers config, score it against the baselines, draw the forecast."""
-    from rnnkit.data.timeseries import load_builtin
+    from rnnkit.data.builtin_series import load_builtin
     from rnnkit.tasks.forecasting import backtest, forecast
 
     run = _fresh(root / "airpassengers")

@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 
 from rnnkit.cli.main import main
+from rnnkit.data.builtin_series import BUILTIN_NAMES, load_builtin
 from rnnkit.data.corpora import BuiltinData, Loaded, builtin_data
-from rnnkit.data.timeseries import BUILTIN_NAMES, load_builtin, read_series
+from rnnkit.data.timeseries import read_series
 
 needs_pmdarima = pytest.mark.skipif(
     importlib.util.find_spec("pmdarima") is None, reason="needs rnnkit[datasets] (pmdarima)"

@@ -10,23 +10,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rnnkit.data.timeseries import (
-    BUILTIN_NAMES,
-    SeriesError,
+from rnnkit.data.builtin_series import BUILTIN_NAMES, load_builtin
+from rnnkit.data.series_windows import (
     SeriesMeta,
+    fit_scaler,
+    series_windows,
+    split_by_time,
+    windows,
+)
+from rnnkit.data.timeseries import (
+    SeriesError,
     auto_calendar,
     calendar_features,
-    fit_scaler,
     future_times,
     infer_frequency,
     infer_season,
-    load_builtin,
     read_series,
     read_table,
-    series_windows,
-    split_by_time,
     to_series,
-    windows,
 )
 
 N = 30

@@ -15,7 +15,7 @@ import torch
 from pydantic import ValidationError
 from torch.testing import assert_close
 
-from rnnkit.data.timeseries import ScalerStats
+from rnnkit.data.series_windows import ScalerStats
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.nn.distributions import forecast_loss
 

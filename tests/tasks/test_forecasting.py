@@ -19,7 +19,9 @@ from torch.testing import assert_close
 
 from rnnkit import api
 from rnnkit.config import ConfigError, RunConfig
-from rnnkit.data.timeseries import SeriesError, SeriesMeta, fit_scaler, load_builtin
+from rnnkit.data.builtin_series import load_builtin
+from rnnkit.data.series_windows import SeriesMeta, fit_scaler
+from rnnkit.data.timeseries import SeriesError
 from rnnkit.models.forecaster import Forecaster
 from rnnkit.tasks.forecasting import (
     META_FILE,

@@ -25,7 +25,7 @@ Both packages form the optional extra ``rnnkit[corpora]``; nothing is downloaded
 Every built-in data set that ``rnnkit corpus NAME --out FILE`` writes to a file, of any kind, is a
 :class:`BuiltinData` returned by :func:`builtin_data`. It collects them from the ``exports()``
 function of each module in :data:`DATA_PROVIDERS` (these corpora; the series of
-:mod:`rnnkit.data.timeseries`) and of each entry point in the group ``rnnkit.datasets`` (a
+:mod:`rnnkit.data.builtin_series`) and of each entry point in the group ``rnnkit.datasets`` (a
 function returning a list of :class:`BuiltinData`), so a new kind of data set (labelled text,
 tagged sentences) is added by an ``exports()`` in its own module and one name in that list, or by
 an entry point, with no change to the command.
@@ -198,7 +198,7 @@ def _emoji(bounds: tuple[int, int]) -> list[Pair]:
 
 DATA_PROVIDERS: tuple[str, ...] = (
     "rnnkit.data.corpora",
-    "rnnkit.data.timeseries",
+    "rnnkit.data.builtin_series",
     "rnnkit.data.text",
     "rnnkit.data.conll",
 )

@@ -40,7 +40,7 @@ from pydantic import Field, field_validator
 from torch import Tensor, nn
 
 from rnnkit.config import FrozenConfig
-from rnnkit.data.timeseries import ScalerStats
+from rnnkit.data.series_windows import ScalerStats
 from rnnkit.nn.attention import Attention
 from rnnkit.nn.distributions import (
     Likelihood,

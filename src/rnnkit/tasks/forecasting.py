@@ -5,7 +5,7 @@ Shapes: W windows, B batch, L lookback, H horizon, C target series, P past covar
 feature columns, Q quantile levels.
 
 Training reads ``data.path`` (or the built-in ``data.series``), splits it by time and trains on
-windows of the training part (:class:`~rnnkit.data.timeseries.TimeSplit`). :meth:`prepare` fits
+windows of the training part (:class:`~rnnkit.data.series_windows.TimeSplit`). :meth:`prepare` fits
 what the model needs from that part (frequency, season, calendar features, the scalers) once and
 saves it as ``series.json`` in the run folder; :meth:`ForecastingTask.build_model` and loading a
 run read only that file and the weights, so a run forecasts after its training data is gone.
@@ -19,8 +19,8 @@ names it as a class attribute), the task, the public functions.
 Length: this file is longer than the 500 lines the house aims for, on purpose. It holds one
 concern, the task, and its parts use each other (the predictor and the public functions call
 the task's reading, forecasting and writing; the backtest is the task's ``evaluate``); about
-half of it is docstrings. The generic pieces have moved down already: reading, windows and
-``SeriesMeta`` to :mod:`rnnkit.data.timeseries`, per-column baselines to
+half of it is docstrings. The generic pieces have moved down already: reading to
+:mod:`rnnkit.data.timeseries`, windows and ``SeriesMeta`` to :mod:`rnnkit.data.series_windows`, per-column baselines to
 :mod:`rnnkit.models.baselines`, the figure to :mod:`rnnkit.viz.forecast`. Splitting the
 public functions off would leave users two modules to import one feature from.
 """
@@ -40,24 +40,25 @@ from pydantic import Field, field_validator, model_validator
 from torch import Tensor, nn
 
 from rnnkit.config import FrozenConfig
+from rnnkit.data.builtin_series import BUILTIN_NAMES, load_builtin
+from rnnkit.data.series_windows import (
+    SeriesMeta,
+    TimeSplit,
+    fit_scaler,
+    series_windows,
+    split_by_time,
+)
 from rnnkit.data.timeseries import (
-    BUILTIN_NAMES,
     CalendarFeature,
     FillGaps,
     ScalerKind,
     SeriesError,
-    SeriesMeta,
     TimeSeries,
-    TimeSplit,
     Transform,
     auto_calendar,
-    fit_scaler,
     future_times,
     infer_season,
-    load_builtin,
     read_series,
-    series_windows,
-    split_by_time,
 )
 from rnnkit.io import write_text_atomic
 from rnnkit.metrics.forecast import forecast_metrics, interval_pairs
@@ -70,7 +71,7 @@ from rnnkit.viz.figures import save_png
 from rnnkit.viz.forecast import Interval, forecast_figure
 
 META_FILE = "series.json"
-"""The run folder's file of :class:`~rnnkit.data.timeseries.SeriesMeta`, written by prepare()."""
+"""The run folder's file of :class:`~rnnkit.data.series_windows.SeriesMeta`, written by prepare()."""
 
 
 class ForecastDataConfig(FrozenConfig):

@@ -53,7 +53,6 @@ import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
 
@@ -72,16 +71,16 @@ from rnnkit.data.conll import (
     UposField,
     Vocabulary,
     load_tagging_corpus,
-    punctuation_words,
     read_tagged,
-    restore_punctuation,
     write_conll,
 )
 from rnnkit.data.parallel import OnError, bucket_batches
 from rnnkit.io import write_text_atomic
 from rnnkit.metrics.classification import ClassificationScores, classification_scores
 from rnnkit.models.tagger import SequenceTagger, SequenceTaggerConfig
-from rnnkit.tasks.base import Option, Predictor, Report, StepOutput, Task, TaskError
+from rnnkit.tasks.base import Option, Report, StepOutput, Task, TaskError
+from rnnkit.tasks.tagging_predict import Tagged, TaggingPredictor
+from rnnkit.tasks.tagging_scores import BASELINE_NAME, is_bio, score_table, span_scores
 from rnnkit.training.device import flush_denormals
 
 logger = logging.getLogger(__name__)
@@ -100,8 +99,6 @@ __all__ = [
 PAD, UNK = 0, 1  # word and character ids
 SPECIALS = ("<pad>", "<unk>")
 IGNORE = -100  # the tag id of padding (ignored by the loss)
-BASELINE_NAME = "most_frequent_tag"
-"""The baseline's key in ``rnnkit evaluate --json``: each word's most frequent training tag."""
 
 _VOCAB_FILE = "vocab.json"
 _BASELINE_FILE = "baseline.json"
@@ -109,7 +106,6 @@ _VOCAB_FORMAT = "rnnkit.tagging-vocab"
 _BASELINE_FORMAT = "rnnkit.tagging-baseline"
 _SPLITS = ("train", "valid", "test")
 _BUILTIN_SPLIT = re.compile(r"^(?P<corpus>[\w-]+):(?P<split>\w+)$")
-_TEXT_EXTRA = 'pip install "rnnkit[text]"'
 
 
 class TaggingDataConfig(FrozenConfig):
@@ -174,73 +170,6 @@ class TaggingBatch(NamedTuple):
     chars: Tensor | None
 
 
-@dataclass(frozen=True)
-class Tagged:
-    """The tags of one input.
-
-    Attributes:
-        tokens: the N input tokens.
-        tags: the N predicted tags.
-        probabilities: the model's probability of each predicted tag.
-    """
-
-    tokens: list[str]
-    tags: list[str]
-    probabilities: list[float]
-
-
-def is_bio(tags: Iterable[str]) -> bool:
-    """True when every tag is ``O`` or ``B-``/``I-``/``E-``/``S-`` + a type, and one is not ``O``."""
-    seen = False
-    for tag in tags:
-        if tag == "O":
-            continue
-        if len(tag) < 3 or tag[:2] not in ("B-", "I-", "E-", "S-"):
-            return False
-        seen = True
-    return seen
-
-
-def span_scores(true: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, Any]:
-    """Span-level scores of BIO tags per sentence (``seqeval``, default conlleval mode).
-
-    Returns:
-        ``{"precision", "recall", "f1", "per_type": {type: {precision, recall, f1, support}}}``,
-        micro-averaged over spans.
-
-    Raises:
-        TaskError: ``seqeval`` is not installed (naming the extra).
-    """
-    try:
-        from seqeval.metrics import classification_report  # type: ignore[import-untyped]
-    except ImportError:
-        raise TaskError(
-            f"span-level F1 of BIO tags needs the package 'seqeval'; install the extra with "
-            f"{_TEXT_EXTRA}"
-        ) from None
-    report = classification_report(
-        [list(s) for s in true], [list(s) for s in pred], output_dict=True, zero_division=0
-    )
-    micro = report.pop("micro avg")
-    for key in ("macro avg", "weighted avg"):
-        report.pop(key, None)
-    return {
-        "precision": float(micro["precision"]),
-        "recall": float(micro["recall"]),
-        "f1": float(micro["f1-score"]),
-        "support": int(micro["support"]),
-        "per_type": {
-            name: {
-                "precision": float(v["precision"]),
-                "recall": float(v["recall"]),
-                "f1": float(v["f1-score"]),
-                "support": int(v["support"]),
-            }
-            for name, v in sorted(report.items())
-        },
-    }
-
-
 class TaggingTask(Task):
     """Tag every token of a sentence with a (bidirectional) recurrent tagger."""
 
@@ -249,6 +178,7 @@ class TaggingTask(Task):
     ModelConfig: ClassVar[type[FrozenConfig]] = SequenceTaggerConfig
     metric_names: ClassVar[tuple[str, ...]] = ("loss", "accuracy", "macro_f1")
     best_metric: ClassVar[tuple[str, Literal["min", "max"]]] = ("macro_f1", "max")
+    predictor = TaggingPredictor
     evaluate_options: ClassVar[tuple[Option, ...]] = (
         Option(
             "output",
@@ -645,7 +575,7 @@ class TaggingTask(Task):
         if output is not None:
             files = (write_conll(sentences, Path(output), predicted=predicted),)
         name = self.run_dir.name if self.run_dir is not None else "model"
-        return Report(metrics, self._table({name: metrics["model"]}, metrics), files)
+        return Report(metrics, score_table({name: metrics["model"]}, metrics), files)
 
     def compare(
         self,
@@ -666,92 +596,4 @@ class TaggingTask(Task):
             "runs": [{"name": n, **s} for n, s in runs.items()],
             BASELINE_NAME: first[BASELINE_NAME],
         }
-        return Report(payload, self._table(runs, first, per_tag="f1"))
-
-    def _table(
-        self, runs: Mapping[str, dict[str, Any]], metrics: Mapping[str, Any], per_tag: str = "prf"
-    ) -> str:
-        """Per-tag scores of each run beside the baseline, then accuracy, macro-F1, span F1."""
-        baseline = metrics[BASELINE_NAME]
-        labels = list(baseline["per_class"])
-        width = max(len("macro-F1"), len("span F1"), *(len(t) for t in labels))
-        one = len(runs) == 1 and per_tag == "prf"
-        names = list(runs)
-        if one:
-            head = f"{'tag':<{width}}  precision  recall     f1   baseline f1  support"
-        else:
-            cols = "".join(f"  {n:>10}" for n in names)
-            head = f"{'tag (F1)':<{width}}{cols}  {'baseline':>10}  support"
-        lines = [head]
-        for tag in labels:
-            base = baseline["per_class"][tag]
-            if one:
-                s = runs[names[0]]["per_class"][tag]
-                lines.append(
-                    f"{tag:<{width}}  {s['precision']:9.3f}  {s['recall']:6.3f}  {s['f1']:5.3f}"
-                    f"  {base['f1']:12.3f}  {base['support']:7d}"
-                )
-            else:
-                cells = "".join(f"  {runs[n]['per_class'][tag]['f1']:10.3f}" for n in names)
-                lines.append(f"{tag:<{width}}{cells}  {base['f1']:10.3f}  {base['support']:7d}")
-        rows = [("accuracy", "accuracy"), ("macro-F1", "macro_f1")]
-        for label, key in rows + ([("span F1", "spans")] if "spans" in baseline else []):
-
-            def value(s: Mapping[str, Any], key: str = key) -> float:
-                return float(s["spans"]["f1"] if key == "spans" else s[key])
-
-            if one:
-                pad = " " * 19
-                lines.append(
-                    f"{label:<{width}}  {pad}{value(runs[names[0]]):5.3f}  {value(baseline):12.3f}"
-                )
-            else:
-                cells = "".join(f"  {value(runs[n]):10.3f}" for n in names)
-                lines.append(f"{label:<{width}}{cells}  {value(baseline):10.3f}")
-        lines.append(
-            f"({metrics['data']}: {metrics['sentences']} sentences, {metrics['tokens']} tokens, "
-            f"{100 * metrics['unknown_words']:.1f}% unknown words; baseline: each word's most "
-            "frequent training tag)"
-        )
-        return "\n".join(lines)
-
-
-class TaggingPredictor(Predictor[list[str], Tagged]):
-    """Sentences in; for each, its tokens with their tags and the tags' probabilities."""
-
-    task: TaggingTask
-
-    def parse(self, text: str) -> list[str]:
-        """Whitespace-separated tokens; a ``punctuation-bible`` run reads the words as its corpus
-        does (lower-cased, punctuation removed)."""
-        if self.task.data.corpus == "punctuation-bible":
-            return punctuation_words(text)
-        return text.split()
-
-    def predict(self, inputs: Sequence[list[str]], options: Mapping[str, Any]) -> list[Tagged]:
-        _, tags, _ = self.task.vocabularies
-        found = self.task.tag(self.model, inputs)
-        return [
-            Tagged(list(tokens), [tags.tokens[i] for i in ids], [round(p, 4) for p in probs])
-            for tokens, (ids, probs) in zip(inputs, found, strict=True)
-        ]
-
-    def format(self, output: Tagged) -> str:
-        """``token/TAG`` pairs; for punctuation tags the restored text first, on its own line."""
-        pairs = " ".join(f"{t}/{g}" for t, g in zip(output.tokens, output.tags, strict=True))
-        if self.task.punctuation_tags():
-            return restore_punctuation(output.tokens, output.tags) + "\n" + pairs
-        return pairs
-
-    def to_json(self, inp: list[str], output: Tagged) -> Any:
-        out: dict[str, Any] = {
-            "tokens": output.tokens,
-            "tags": output.tags,
-            "probabilities": output.probabilities,
-        }
-        if self.task.punctuation_tags():
-            out["text"] = restore_punctuation(output.tokens, output.tags)
-        return out
-
-
-TaggingTask.predictor = TaggingPredictor
+        return Report(payload, score_table(runs, first, per_tag="f1"))

@@ -57,9 +57,10 @@ of greedy translations of the validation sentences (sacreBLEU, detokenised); ``b
 chrF, signatures and BLEU by source length on a test file) ``rnnkit evaluate``, and
 :meth:`TranslationTask.compare` ``rnnkit compare``.
 
-The file is longer than the usual 500 lines because it is the whole task in one place, as every
-task is (configs, batching, model factory, loss, validation, evaluate, compare, decoding and the
-predictor); the generic pieces live below it (:mod:`rnnkit.data.parallel`,
+The configs, the length-limit constants, :func:`fit_length_limit` and the command options live
+in :mod:`rnnkit.tasks.translation_config`; :class:`Translation`, :func:`translate` and
+:class:`TranslationPredictor` in :mod:`rnnkit.tasks.translation_predict` (all importable from
+here too). The generic pieces live below them (:mod:`rnnkit.data.parallel`,
 :mod:`rnnkit.decoding`, :mod:`rnnkit.tasks.decoding_options`, :mod:`rnnkit.metrics.bleu`).
 """
 
@@ -69,43 +70,25 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
 
-import numpy as np
 import torch
-from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from rnnkit.config import FrozenConfig
 from rnnkit.data.corpora import load_corpus
-from rnnkit.data.parallel import (
-    OnError,
-    Pair,
-    ParallelData,
-    bucket_batches,
-    pad_pairs,
-    read_parallel,
-)
+from rnnkit.data.parallel import Pair, ParallelData, bucket_batches, pad_pairs, read_parallel
 from rnnkit.data.tokenizers import (
     BOS_ID,
     EOS_ID,
     PAD_ID,
     Tokenizer,
-    TokenizerKind,
     VocabSizeError,
     build_tokenizer,
     load_tokenizer,
 )
-from rnnkit.decoding import (
-    Hypothesis,
-    SamplingConfig,
-    SearchConfig,
-    beam_search,
-    greedy_search,
-    sample,
-)
+from rnnkit.decoding import SearchConfig, greedy_search
 from rnnkit.io import write_text_atomic
 from rnnkit.metrics.bleu import (
     TranslationScores,
@@ -115,103 +98,28 @@ from rnnkit.metrics.bleu import (
     translation_scores,
 )
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from rnnkit.tasks.base import Option, Predictor, Report, StepOutput, Task, TaskError, to_json
-from rnnkit.tasks.decoding_options import (
-    PREDICT_OPTIONS,
-    SEARCH_OPTIONS,
-    sampling_options,
-    search_config,
+from rnnkit.tasks.base import Option, Report, StepOutput, Task, TaskError
+from rnnkit.tasks.decoding_options import search_config
+from rnnkit.tasks.translation_config import (
+    COMPARE_OPTIONS,
+    EVALUATE_OPTIONS,
+    INPUT_FACTOR,
+    LIMIT_MARGIN,
+    LIMIT_QUANTILE,
+    OLD_LIMIT,
+    PREDICTION_OPTIONS,
 )
-from rnnkit.training.device import flush_denormals
+from rnnkit.tasks.translation_config import LENGTH_LIMIT_FILE as LENGTH_LIMIT_FILE
+from rnnkit.tasks.translation_config import TranslationDataConfig as TranslationDataConfig
+from rnnkit.tasks.translation_config import TranslationObjective as TranslationObjective
+from rnnkit.tasks.translation_config import fit_length_limit as fit_length_limit
+from rnnkit.tasks.translation_predict import Translation as Translation
+from rnnkit.tasks.translation_predict import TranslationPredictor as TranslationPredictor
+from rnnkit.tasks.translation_predict import translate as translate
 from rnnkit.training.losses import token_cross_entropy
-from rnnkit.viz.attention import plot_attention, plot_bleu_by_length
+from rnnkit.viz.attention import plot_bleu_by_length
 
 logger = logging.getLogger(__name__)
-
-PathList = str | list[str]
-
-LENGTH_LIMIT_FILE = "length_limit.json"
-"""The run folder's fitted length limit, ``{"max_len_a": a, "max_len_b": b, ...}``."""
-LIMIT_QUANTILE = 0.99
-"""The quantile of the training pairs' (T + 1) / S ratio taken as ``max_len_a``."""
-LIMIT_MARGIN = 2
-"""Tokens added to the ``max_len_b`` that lets every kept training target fit."""
-OLD_LIMIT = (1.5, 10)
-"""(a, b) of runs saved before the limit was fitted (the fixed default of earlier versions)."""
-INPUT_FACTOR = 4
-"""Inputs of more than ``INPUT_FACTOR * data.max_length`` tokens are refused by default."""
-
-MAX_INPUT_OPTION = Option(
-    "max_input_tokens",
-    "--max-input-tokens",
-    int,
-    f"refuse a source of more than N tokens (default {INPUT_FACTOR} x the run's data.max_length)",
-    "N",
-)
-
-
-class TranslationDataConfig(FrozenConfig):
-    """The ``data`` section of a translation run.
-
-    Attributes:
-        corpus: a built-in corpus (``bible-en-fr``, ``emoji-en-fr``); or give ``train``/``valid``.
-        train, valid: a TSV file, or a list of two aligned text files (source, target).
-        columns: the (source, target) columns of a TSV file, 0-based.
-        on_error: ``raise`` at the first bad line, or ``skip`` bad lines and count them.
-        tokenizer: ``unigram`` or ``bpe`` (sentencepiece), ``word`` or ``char``.
-        vocab_size: V of each tokeniser (the maximum for word/char), reserved ids included.
-        joint_vocab: one tokeniser for both sides (needed to tie nothing; it shares subwords).
-        max_length: training pairs longer than this (tokens, either side) are left out; inputs
-            longer than ``4 * max_length`` are refused (module docstring).
-        max_len_a, max_len_b: the decoding length limit ``floor(a * S + b)``; None (default)
-            takes the one fitted to the training pairs (module docstring).
-        batch_tokens: padded-token budget per batch; None batches ``train.batch_size`` sentences.
-        valid_size: validate on the first N validation pairs only (None: all).
-    """
-
-    corpus: str | None = None
-    train: PathList | None = None
-    valid: PathList | None = None
-    columns: tuple[int, int] = (0, 1)
-    on_error: OnError = "raise"
-    tokenizer: TokenizerKind = "unigram"
-    vocab_size: int = Field(8000, ge=8)
-    joint_vocab: bool = True
-    max_length: int = Field(100, ge=1)
-    max_len_a: float | None = Field(None, ge=0)
-    max_len_b: int | None = Field(None, ge=0)
-    batch_tokens: int | None = Field(None, ge=1)
-    valid_size: int | None = Field(None, ge=1)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> TranslationDataConfig:
-        if self.corpus is None and (self.train is None or self.valid is None):
-            raise ValueError("set data.corpus, or both data.train and data.valid")
-        if self.corpus is not None and (self.train is not None or self.valid is not None):
-            raise ValueError("set either data.corpus or data.train/data.valid, not both")
-        for name in ("train", "valid"):
-            value = getattr(self, name)
-            if isinstance(value, list) and len(value) != 2:
-                raise ValueError(
-                    f"data.{name} must be a TSV path or a list of two aligned files, got "
-                    f"{len(value)} paths"
-                )
-        return self
-
-
-class TranslationObjective(FrozenConfig):
-    """The ``objective`` section of a translation run: how the loss is taken.
-
-    Attributes:
-        label_smoothing: epsilon of label-smoothed cross-entropy, in [0, 1).
-        scheduled_sampling: the largest rate at which the decoder is fed its own sample instead
-            of the reference token (Bengio et al., 2015), in [0, 1]; 0 is teacher forcing.
-        scheduled_sampling_steps: steps over which the rate ramps linearly from 0 to its maximum.
-    """
-
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    scheduled_sampling: float = Field(0.0, ge=0.0, le=1.0)
-    scheduled_sampling_steps: int = Field(5000, ge=1)
 
 
 class TranslationBatch(NamedTuple):
@@ -225,40 +133,6 @@ class TranslationBatch(NamedTuple):
     references: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Translation:
-    """One translation of one source sentence.
-
-    Attributes:
-        text: the detokenised translation.
-        score: the hypothesis score (length-penalised log-probability for beam search).
-        source_pieces: the source's S tokens as strings.
-        output_pieces: the T' output tokens as strings (``</s>`` last when the hypothesis ended).
-        attention: (T', S) weights of each output token over the source tokens, or None.
-        ended: False when the translation was cut at the length limit before its eos.
-    """
-
-    text: str
-    score: float
-    source_pieces: list[str]
-    output_pieces: list[str]
-    attention: Tensor | None
-    ended: bool = True
-
-    def to_dict(self, with_attention: bool = True) -> dict[str, Any]:
-        """A JSON-ready dict (``attention`` as nested lists, rounded to 4 decimals)."""
-        out: dict[str, Any] = {
-            "translation": self.text,
-            "score": self.score,
-            "source_tokens": self.source_pieces,
-            "output_tokens": self.output_pieces,
-            "truncated": not self.ended,
-        }
-        if with_attention and self.attention is not None:
-            out["attention"] = [[round(float(v), 4) for v in row] for row in self.attention]
-        return out
-
-
 class TranslationTask(Task):
     """Translate sentences with an RNN encoder-decoder, with or without attention."""
 
@@ -268,28 +142,9 @@ class TranslationTask(Task):
     ObjectiveConfig: ClassVar[type[FrozenConfig]] = TranslationObjective
     metric_names: ClassVar[tuple[str, ...]] = ("loss", "ppl", "bleu", "chrf")
     best_metric: ClassVar[tuple[str, Literal["min", "max"]]] = ("bleu", "max")
-    evaluate_options: ClassVar[tuple[Option, ...]] = (
-        *SEARCH_OPTIONS,
-        MAX_INPUT_OPTION,
-        Option("output", "--output", Path, "write the translations here, one per line", "FILE"),
-    )
-    compare_options: ClassVar[tuple[Option, ...]] = (
-        *SEARCH_OPTIONS,
-        MAX_INPUT_OPTION,
-        Option("plot", "--plot", Path, "write BLEU against source length as a PNG", "PNG"),
-    )
-    predict_options: ClassVar[tuple[Option, ...]] = (
-        *SEARCH_OPTIONS,
-        *PREDICT_OPTIONS,
-        MAX_INPUT_OPTION,
-        Option(
-            "attention_plot",
-            "--attention-plot",
-            Path,
-            "write an attention heatmap of each input's best translation: DIR/001.png, ...",
-            "DIR",
-        ),
-    )
+    evaluate_options: ClassVar[tuple[Option, ...]] = EVALUATE_OPTIONS
+    compare_options: ClassVar[tuple[Option, ...]] = COMPARE_OPTIONS
+    predict_options: ClassVar[tuple[Option, ...]] = PREDICTION_OPTIONS
 
     def __init__(self, config: Any, run_dir: Path | None = None) -> None:
         super().__init__(config, run_dir)
@@ -735,192 +590,6 @@ class TranslationTask(Task):
             "runs": [{"name": n, **s} for n, s in scores.items()],
         }
         return Report(payload, "\n".join(lines), files)
-
-
-def fit_length_limit(
-    lengths: Sequence[tuple[int, int]],
-    quantile: float = LIMIT_QUANTILE,
-    margin: int = LIMIT_MARGIN,
-) -> tuple[float, int]:
-    """The decoding length limit (a, b), ``floor(a * S + b)`` steps, fitted to training pairs.
-
-    ``a`` is the ``quantile`` of the ratio (T + 1) / S (eos is a step), rounded up to two
-    decimals; ``b`` is the smallest integer with which every pair's T + 1 steps fit, plus
-    ``margin``. So every training target fits, and a source S tokens long gets about as many
-    target tokens as the longest-translating 1 % of the training data had per source token.
-
-    Args:
-        lengths: (S, T) token counts of each training pair, S >= 1, T without eos.
-        quantile: in (0, 1].
-        margin: tokens added to b.
-
-    Returns:
-        (max_len_a, max_len_b).
-    """
-    if not lengths:
-        raise ValueError("fit_length_limit needs at least one pair")
-    if min(s for s, _ in lengths) < 1:
-        raise ValueError("every source must have at least one token")
-    ratios = np.array([(t + 1) / s for s, t in lengths], dtype=np.float64)  # (N,)
-    a = math.ceil(round(float(np.quantile(ratios, quantile)) * 100, 6)) / 100
-    b = max(0, max(t + 1 - math.floor(a * s) for s, t in lengths)) + margin
-    return a, b
-
-
-def translate(
-    task: TranslationTask,
-    model: nn.Module,
-    sentences: Sequence[str],
-    search: SearchConfig | None = None,
-    *,
-    batch_size: int = 64,
-    sampling: SamplingConfig | None = None,
-    max_source_tokens: tuple[int, str] | None = None,
-    names: Sequence[str] | None = None,
-) -> list[list[Translation]]:
-    """Translate ``sentences`` with batched beam search (beam 1 is greedy search) or sampling.
-
-    Args:
-        task: the run's task (its tokenisers).
-        model: the run's model.
-        sentences: source sentences, raw text.
-        search: beam size, n-best, maximum length and length penalty (default: beam 5 under
-            the task's :attr:`~TranslationTask.length_limit`).
-        batch_size: sentences decoded together.
-        sampling: when given, draw ``search.n_best`` samples per sentence instead.
-        max_source_tokens: (N, where N comes from): refuse a sentence of more than N tokens
-            before decoding anything. None: no bound.
-        names: what to call each sentence in errors (``test.tsv:7``); default ``input i``.
-
-    Returns:
-        For each sentence, ``search.n_best`` translations, best first (samples: drawing order).
-
-    Raises:
-        TaskError: an input with no tokens, or one over ``max_source_tokens`` (naming it).
-    """
-    if not isinstance(model, Seq2Seq):
-        raise TypeError(f"translate needs a Seq2Seq model, got {type(model).__name__}")
-    search = search or task.search({})
-    src_tok, tgt_tok = task.tokenizers
-    ids = [src_tok.encode(s) for s in sentences]
-    for i, s in enumerate(ids):
-        if not s:
-            if names is not None:
-                raise TaskError(f"{names[i]}: the source has no tokens: nothing to translate")
-            raise TaskError(f"input {i + 1} is empty: nothing to translate")
-        if max_source_tokens is not None and len(s) > max_source_tokens[0]:
-            bound, origin = max_source_tokens
-            name = names[i] if names is not None else f"input {i + 1}"
-            raise TaskError(
-                f"{name}: the source has {len(s)} tokens, more than the {bound} an input may "
-                f"have ({origin}); shorten it, or pass --max-input-tokens N"
-            )
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths together
-    results: list[list[Translation]] = [[] for _ in ids]
-    generator = None
-    if sampling is not None:
-        generator = torch.Generator(device=next(model.parameters()).device)
-        generator.manual_seed(sampling.seed)
-    model.eval()
-    with torch.no_grad(), flush_denormals():
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            src, lengths, _, _ = pad_pairs([ids[i] for i in chunk], [[] for _ in chunk])
-            memory = model.encode(src, lengths)
-            if sampling is None:
-                found = beam_search(model, memory, search)
-            else:
-                found = sample(
-                    model,
-                    memory,
-                    temperature=sampling.temperature,
-                    top_k=sampling.top_k,
-                    top_p=sampling.top_p,
-                    generator=generator,
-                    num_samples=search.n_best,
-                    max_len_a=search.max_len_a,
-                    max_len_b=search.max_len_b,
-                )
-            for i, hyps in zip(chunk, found, strict=True):
-                results[i] = [_translation(h, ids[i], src_tok, tgt_tok) for h in hyps]
-    return results
-
-
-def _translation(
-    hyp: Hypothesis, source: list[int], src_tok: Tokenizer, tgt_tok: Tokenizer
-) -> Translation:
-    pieces = [tgt_tok.id_to_piece(t) for t in hyp.tokens]
-    if hyp.ended:
-        pieces.append(tgt_tok.id_to_piece(EOS_ID))
-    return Translation(
-        text=tgt_tok.decode(hyp.tokens),
-        score=float(hyp.score),
-        source_pieces=[src_tok.id_to_piece(t) for t in source],
-        output_pieces=pieces,
-        attention=None if hyp.attention is None else hyp.attention.detach().cpu(),
-        ended=hyp.ended,
-    )
-
-
-class TranslationPredictor(Predictor[str, list[Translation]]):
-    """Sentences in; for each, its n-best translations with scores, tokens and attention."""
-
-    task: TranslationTask
-
-    def predict(self, inputs: Sequence[str], options: Mapping[str, Any]) -> list[list[Translation]]:
-        plots = options.get("attention_plot")
-        if plots is not None:
-            if self.task.model_config.attention == "none":
-                raise TaskError(
-                    f"{self.task.run_dir}: --attention-plot needs a model with attention; "
-                    "this run has model.attention: none"
-                )
-            if Path(plots).exists() and not Path(plots).is_dir():
-                raise TaskError(f"--attention-plot {plots} is a file; give a folder")
-        search, sampling = self.task.search(options), sampling_options(options)
-        bound = self.task.max_input_tokens(options)
-        return translate(
-            self.task, self.model, inputs, search, sampling=sampling, max_source_tokens=bound
-        )
-
-    def format(self, output: list[Translation]) -> str:
-        """The translation; for n-best lists one ``rank<TAB>score<TAB>text`` line each (the CLI
-        puts a blank line between inputs); one cut at the length limit ends in ``[truncated]``."""
-
-        def text(t: Translation) -> str:
-            return t.text if t.ended else f"{t.text} [truncated]"
-
-        if len(output) == 1:
-            return text(output[0])
-        return "\n".join(f"{k}\t{t.score:.4f}\t{text(t)}" for k, t in enumerate(output, 1))
-
-    def to_json(self, inp: str, output: list[Translation]) -> Any:
-        return {"input": inp, "translations": [to_json(t.to_dict()) for t in output]}
-
-    def write_files(
-        self,
-        inputs: Sequence[str],
-        outputs: Sequence[list[Translation]],
-        options: Mapping[str, Any],
-    ) -> list[Path]:
-        """``--attention-plot DIR``: one heatmap per input, of its best translation (DIR/001.png)."""
-        folder = options.get("attention_plot")
-        if folder is None:
-            return []
-        folder = Path(folder)
-        width = max(3, len(str(len(inputs))))
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for k, (sentence, found) in enumerate(zip(inputs, outputs, strict=True), 1):
-            best = found[0]
-            if best.attention is None:
-                raise TaskError(f"input {k}: the translation has no attention weights")
-            path = folder / f"{k:0{width}d}.png"
-            plot_attention(
-                best.attention, best.source_pieces, best.output_pieces, path, title=sentence
-            )
-            paths.append(path)
-        return paths
 
 
 TranslationTask.predictor = TranslationPredictor

@@ -1,0 +1,68 @@
+"""The ``tagging`` task's predictor: :class:`Tagged` outputs and :class:`TaggingPredictor`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rnnkit.data.conll import punctuation_words, restore_punctuation
+from rnnkit.tasks.base import Predictor
+
+if TYPE_CHECKING:
+    from rnnkit.tasks.tagging import TaggingTask
+
+__all__ = ["Tagged", "TaggingPredictor"]
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """The tags of one input.
+
+    Attributes:
+        tokens: the N input tokens.
+        tags: the N predicted tags.
+        probabilities: the model's probability of each predicted tag.
+    """
+
+    tokens: list[str]
+    tags: list[str]
+    probabilities: list[float]
+
+
+class TaggingPredictor(Predictor[list[str], Tagged]):
+    """Sentences in; for each, its tokens with their tags and the tags' probabilities."""
+
+    task: TaggingTask
+
+    def parse(self, text: str) -> list[str]:
+        """Whitespace-separated tokens; a ``punctuation-bible`` run reads the words as its corpus
+        does (lower-cased, punctuation removed)."""
+        if self.task.data.corpus == "punctuation-bible":
+            return punctuation_words(text)
+        return text.split()
+
+    def predict(self, inputs: Sequence[list[str]], options: Mapping[str, Any]) -> list[Tagged]:
+        _, tags, _ = self.task.vocabularies
+        found = self.task.tag(self.model, inputs)
+        return [
+            Tagged(list(tokens), [tags.tokens[i] for i in ids], [round(p, 4) for p in probs])
+            for tokens, (ids, probs) in zip(inputs, found, strict=True)
+        ]
+
+    def format(self, output: Tagged) -> str:
+        """``token/TAG`` pairs; for punctuation tags the restored text first, on its own line."""
+        pairs = " ".join(f"{t}/{g}" for t, g in zip(output.tokens, output.tags, strict=True))
+        if self.task.punctuation_tags():
+            return restore_punctuation(output.tokens, output.tags) + "\n" + pairs
+        return pairs
+
+    def to_json(self, inp: list[str], output: Tagged) -> Any:
+        out: dict[str, Any] = {
+            "tokens": output.tokens,
+            "tags": output.tags,
+            "probabilities": output.probabilities,
+        }
+        if self.task.punctuation_tags():
+            out["text"] = restore_punctuation(output.tokens, output.tags)
+        return out
