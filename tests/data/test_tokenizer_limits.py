@@ -12,41 +12,7 @@ import pytest
 from rnnkit.cli.main import main
 from rnnkit.data.parallel import Pair, write_tsv
 from rnnkit.data.tokenizers import SentencePieceTokenizer, VocabSizeError
-
-ONES = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
-TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-
-
-def number_words(n: int) -> str:
-    """English words of 1 <= n <= 999: ``123`` -> ``one hundred and twenty-three``."""
-    if n < 20:
-        return ONES[n]
-    if n < 100:
-        return TENS[n // 10] + ("" if n % 10 == 0 else "-" + ONES[n % 10])
-    rest = n % 100
-    return ONES[n // 100] + " hundred" + ("" if rest == 0 else " and " + number_words(rest))
-
+from tests.number_words import number_words
 
 # 300 pairs, digits to words: a joint unigram vocabulary of this text holds at most 99 pieces.
 PAIRS: list[Pair] = [(str(n), number_words(n)) for n in range(1, 301)]

@@ -29,41 +29,7 @@ from rnnkit.tasks.translation import (
     TranslationTask,
     fit_length_limit,
 )
-
-ONES = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
-TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-
-
-def number_words(n: int) -> str:
-    """English words of 1 <= n <= 999: ``123`` -> ``one hundred and twenty-three``."""
-    if n < 20:
-        return ONES[n]
-    if n < 100:
-        return TENS[n // 10] + ("" if n % 10 == 0 else "-" + ONES[n % 10])
-    rest = n % 100
-    return ONES[n // 100] + " hundred" + ("" if rest == 0 else " and " + number_words(rest))
-
+from tests.number_words import number_words
 
 # Every tenth number from 1 to 391 and its words: a character-level task whose targets are up to
 # ten times longer than their sources, where the old 1.5 * S + 10 cut "123" at 14 characters.
