@@ -35,6 +35,7 @@ from rnnkit.tasks.run import (
 from rnnkit.tasks.run import load_predictor as _load_predictor
 from rnnkit.training import TrainResult, list_checkpoints, train_task
 from rnnkit.training.device import apply_threads, step_work
+from rnnkit.training.distributed import process_group, restarted
 
 __all__ = [
     "LoadedRun",
@@ -101,10 +102,32 @@ def train(config: RunConfig, out: Path, *, resume: bool = False) -> TrainResult:
     ``train.max_time_s``). A folder whose run stopped before its first checkpoint (killed, or
     failed while setting up) holds nothing worth keeping: ``resume=True`` starts it again from
     step 0 with its stored config, and a new run may start over in it.
+
+    Under ``torchrun`` every process calls this: they join one process group (``gloo`` on CPU,
+    ``nccl`` on CUDA; see :mod:`rnnkit.training.distributed`), rank 0 alone runs ``prepare()``
+    and writes ``config.yaml`` while the others wait, then all train the one model together and
+    only rank 0 writes into ``out``. The group is left when training ends. A group torchrun
+    restarts (``--max-restarts``) resumes the run its first attempt started, as with ``resume``.
     """
+    with process_group(config.train.device) as group:
+        started = _check_train_folder(config, out, resume)
+        if group.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+        task = get_task(config.task)(config, out)
+        if not started and group.is_main:  # a new run, or one without a checkpoint: step 0
+            task.prepare()
+            write_config(config, out)
+        group.barrier()  # the others read what prepare() wrote
+        return train_task(task, out, resume=started)
+
+
+def _check_train_folder(config: RunConfig, out: Path, resume: bool) -> bool:
+    """Whether ``out`` holds a started run (to resume); ConfigError for a folder ``train`` with
+    ``resume`` may not use."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file; give a folder for the run")
     started = out.is_dir() and _has_progress(out)
+    resume = resume or (started and restarted())  # torchrun started the group again
     if not resume and started:
         raise ConfigError(
             f"{out} already holds a run; pass --resume to continue it or choose a new folder"
@@ -120,12 +143,7 @@ def train(config: RunConfig, out: Path, *, resume: bool = False) -> TrainResult:
             raise ConfigError(
                 f"cannot resume {out}: config differs from the run's config.yaml in '{changed[0]}'"
             )
-    out.mkdir(parents=True, exist_ok=True)
-    task = get_task(config.task)(config, out)
-    if not started:  # a new run, or one that never reached its first checkpoint: from step 0
-        task.prepare()
-        write_config(config, out)
-    return train_task(task, out, resume=started)
+    return started
 
 
 def set_threads(model: nn.Module, threads: int | None, batch_size: int) -> int:

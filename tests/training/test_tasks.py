@@ -54,6 +54,9 @@ class ToyTask:
         self.config = config
         self.run_dir = run_dir
 
+    def load_data(self) -> None:
+        return None
+
     def begin_step(self, step: int) -> None:
         return None
 

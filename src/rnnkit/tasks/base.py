@@ -199,6 +199,12 @@ class Task(ABC):
     def valid_batches(self) -> Iterable[Any]:
         """Validation batches (the same every call)."""
 
+    def load_data(self) -> None:
+        """Read and precompute what the batches need (data files, tokenised text, cached image
+        features) before the clock of ``train.max_time_s`` starts. The trainer calls it once per
+        ``fit``; the default does nothing (the batches then read their data when first asked)."""
+        return None
+
     def begin_step(self, step: int) -> None:
         """Called by the trainer before training step ``step`` (1-based); for step schedules."""
         return None

@@ -137,8 +137,9 @@ class MetricsCSV(Callback):
     order the task's step first returns them, then ``valid_<name>`` for the task's metrics.
     """
 
-    def __init__(self, run_dir: Path, metric_names: Sequence[str]) -> None:
+    def __init__(self, run_dir: Path, metric_names: Sequence[str], *, writes: bool = True) -> None:
         self.path = Path(run_dir) / METRICS_FILE
+        self.writes = writes  # False on the ranks other than 0 of a distributed run
         self.metric_names = tuple(metric_names)
         self.columns: list[str] = []
         self.rows: list[dict[str, str]] = []
@@ -194,7 +195,11 @@ class MetricsCSV(Callback):
             self.write()
 
     def write(self) -> None:
-        """Rewrite ``metrics.csv`` atomically from the table in memory."""
+        """Rewrite ``metrics.csv`` atomically from the table in memory (unless ``writes`` is
+        False: then the table only stays in memory)."""
+        if not self.writes:
+            self._dirty = self._eval_pending = False
+            return
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=self.columns, restval="", lineterminator="\n")
         writer.writeheader()

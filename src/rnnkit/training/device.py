@@ -13,7 +13,17 @@ Precision (``train.precision``):
 * ``bf16`` -- ``torch.autocast(dtype=torch.bfloat16)`` around every step and evaluation on
   CUDA; weights, optimiser state and gradients stay float32;
 * ``fp16`` -- as bf16 with float16, plus a ``GradScaler`` that scales the loss before
-  ``backward`` and skips steps whose gradients overflow (lowering its scale).
+  ``backward`` and skips steps whose gradients overflow (lowering its scale); the trainer counts
+  those steps in ``skipped_steps``.
+
+Under bf16 and fp16 the recurrent cores stay in float32 (:func:`keep_recurrent_fp32`): every
+recurrent layer (``torch.nn.RNNBase``, so rnnkit's ``RNN``/``GRU``/``LSTM`` with either backend
+and torch's own) and every rnnkit cell runs with autocast switched off and its floating inputs
+cast to float32. cuDNN's RNN under autocast fails with ``CUDNN_STATUS_BAD_PARAM`` for some
+dtype/length combinations, rnnkit's layers refuse inputs whose dtype differs from their weights',
+and a long recurrence in float16 accumulates rounding error step after step. What runs in the
+reduced precision is everything around the recurrence: embeddings' consumers, attention, the
+output projections and the loss's softmax, which hold most of the FLOPs of a large vocabulary.
 
 Denormal (subnormal) floats are values below float32's smallest normal number, 1.2e-38.
 Recurrent networks make them as a matter of course: vanishing gradients, saturated gates and
@@ -175,6 +185,55 @@ def resolve_device(name: str) -> torch.device:
     raise ValueError(f"unknown train.device '{name}'; valid devices: {', '.join(DEVICES)}")
 
 
+def _float32(value: Any) -> Any:
+    """Floating tensors in ``value`` (nested containers too) as float32; the rest unchanged."""
+    return map_tensors(value, lambda t: t.float() if t.is_floating_point() else t)
+
+
+def keep_recurrent_fp32(model: nn.Module, device_type: str = "cuda") -> list[str]:
+    """Make ``model``'s recurrent layers and cells compute in float32 under autocast.
+
+    Each ``torch.nn.RNNBase`` (rnnkit's layers included) and each rnnkit cell gets a forward
+    pre-hook that switches ``torch.autocast(device_type)`` off and casts its floating inputs (x
+    (B, T, I) or (B, I), the initial state) to float32, and a forward hook that restores autocast
+    after it (also when the forward raises). Outputs are float32; the ops after them autocast as
+    usual. A module inside another one of these is left alone (it already runs in float32).
+
+    Returns:
+        The names of the modules changed (``""`` for ``model`` itself).
+    """
+    from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
+
+    kinds = (nn.RNNBase, nn.RNNCellBase, RNNCell, LSTMCell, GRUCell)
+    changed: list[str] = []
+    for name, module in model.named_modules():
+        if not isinstance(module, kinds):
+            continue
+        if any(name.startswith(f"{outer}.") or outer == "" for outer in changed):
+            continue
+        _hook_fp32(module, device_type)
+        changed.append(name)
+    return changed
+
+
+def _hook_fp32(module: nn.Module, device_type: str) -> None:
+    contexts: list[contextlib.ExitStack] = []
+
+    def before(_: nn.Module, args: Any, kwargs: Any) -> tuple[Any, Any]:
+        context = contextlib.ExitStack()
+        context.enter_context(torch.autocast(device_type=device_type, enabled=False))
+        contexts.append(context)
+        return _float32(args), _float32(kwargs)
+
+    def after(_: nn.Module, args: Any, kwargs: Any, output: Any) -> Any:
+        if contexts:  # always_call: also after a forward that raised
+            contexts.pop().close()
+        return output
+
+    module.register_forward_pre_hook(before, with_kwargs=True)
+    module.register_forward_hook(after, with_kwargs=True, always_call=True)
+
+
 def move_to_device(batch: Any, device: torch.device) -> Any:
     """Tensors in a batch (nested tuples, named tuples, lists, dicts) moved to ``device``."""
     return map_tensors(batch, lambda t: t.to(device, non_blocking=True))
@@ -219,6 +278,8 @@ class Device:
         self.batch_size = batch_size
         self.num_threads: int | None = None
         """The thread count applied, once :meth:`configure_threads` chose it."""
+        self.fp32_modules: list[str] = []
+        """The modules :meth:`prepare_model` keeps in float32 under reduced precision."""
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> Device:
@@ -259,12 +320,16 @@ class Device:
         return flush_denormals(self.flush_denormal)
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
-        """``model`` moved to the device (the same object; a DDP device would wrap it here).
+        """``model`` moved to the device (the same object), its recurrent cores kept in float32
+        under bf16/fp16 (:func:`keep_recurrent_fp32`; :attr:`fp32_modules` names them).
 
         Applies the auto thread policy for this model if no thread count was set yet.
         """
         self.configure_threads(model)
-        return model.to(self.torch_device)
+        model = model.to(self.torch_device)
+        if self.amp_dtype is not None:
+            self.fp32_modules = keep_recurrent_fp32(model, self.torch_device.type)
+        return model
 
     def to_device(self, batch: Any) -> Any:
         """A batch's tensors (in nested tuples, named tuples, lists, dicts) on the device."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,13 +32,28 @@ SCHEDULES = ("constant", "linear", "cosine", "inverse_sqrt")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
-def build_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> Optimizer:
+def build_optimizer(
+    params: Iterable[nn.Parameter] | Iterable[dict[str, Any]], config: TrainConfig
+) -> Optimizer:
     """Adam, AdamW or SGD (with ``momentum``) over ``params`` with ``lr`` and ``weight_decay``.
 
-    The values were checked when ``config`` was built (:class:`~rnnkit.config.TrainConfig`);
-    raises ``ValueError`` when no parameter requires a gradient.
+    ``params`` is the parameters, or torch's parameter groups (dicts with ``params`` and their
+    own options, e.g. ``lr``); parameters that need no gradient are left out, and so is a group
+    left empty. The values were checked when ``config`` was built
+    (:class:`~rnnkit.config.TrainConfig`); raises ``ValueError`` when no parameter requires a
+    gradient.
     """
-    param_list = [p for p in params if p.requires_grad]
+    items = list(params)
+    param_list: list[Any]
+    if items and isinstance(items[0], dict):
+        param_list = []
+        for group in items:
+            assert isinstance(group, dict)
+            kept = [p for p in group["params"] if p.requires_grad]
+            if kept:
+                param_list.append({**group, "params": kept})
+    else:
+        param_list = [p for p in items if isinstance(p, torch.Tensor) and p.requires_grad]
     if not param_list:
         raise ValueError("the model has no trainable parameters")
     if config.optimizer == "adam":

@@ -75,6 +75,11 @@ class TrainableTask(Protocol):
         """Validation batches (the same every call)."""
         ...
 
+    def load_data(self) -> None:
+        """Read and precompute what the batches need (files, cached features) before the
+        clock of ``train.max_time_s`` starts; called once per :meth:`Trainer.fit`."""
+        ...
+
     def begin_step(self, step: int) -> None:
         """Called before training step ``step`` (1-based); for step schedules."""
         ...

@@ -43,7 +43,10 @@ class RunState:
         step: optimiser steps taken (batches consumed), over all sessions.
         epoch / batch_index: the epoch (0-based) and the batches of it already consumed.
         elapsed_s: wall clock over all sessions, as of the last checkpoint or the end.
-        target_tokens / skipped_steps: cumulative ``StepOutput.num_tokens`` and skipped steps.
+        target_tokens / skipped_steps: cumulative ``StepOutput.num_tokens`` and skipped steps
+            (non-finite ones and fp16 GradScaler overflows).
+        overflow_steps: the skipped steps of those that were fp16 overflows (the GradScaler
+            lowered its scale); they do not count towards ``train.max_nonfinite``.
         best / best_step / bad_evals: the tracked validation metric's best value, its step, and
             the evaluations since without improvement (early stopping).
         target_reached: the ``stop_when`` callback said stop.
@@ -57,6 +60,7 @@ class RunState:
     elapsed_s: float = 0.0
     target_tokens: int = 0
     skipped_steps: int = 0
+    overflow_steps: int = 0
     best: float | None = None
     best_step: int | None = None
     bad_evals: int = 0
@@ -74,6 +78,7 @@ class RunState:
             "elapsed_s": self.elapsed_s,
             "target_tokens": self.target_tokens,
             "skipped_steps": self.skipped_steps,
+            "overflow_steps": self.overflow_steps,
             "early_stopping": {
                 "best": self.best,
                 "best_step": self.best_step,
@@ -96,6 +101,7 @@ class RunState:
             elapsed_s=float(state["elapsed_s"]),
             target_tokens=int(state.get("target_tokens", 0)),
             skipped_steps=int(state.get("skipped_steps", 0)),
+            overflow_steps=int(state.get("overflow_steps", 0)),
             best=stopping.get("best"),
             best_step=stopping.get("best_step"),
             bad_evals=int(stopping.get("bad_evals", 0)),

@@ -26,6 +26,10 @@ see :mod:`rnnkit.io`):
 
 A resumed run (``fit(resume=True)``) continues from the newest checkpoint that loads and, on CPU,
 produces byte-identical ``model.safetensors`` to an uninterrupted run.
+
+Under ``torchrun`` the same loop runs in every process (:mod:`rnnkit.training.distributed`): the
+model in DDP, each rank on its shard of every epoch, rank 0 evaluating, deciding when to stop and
+writing every file.
 """
 
 from __future__ import annotations
@@ -45,7 +49,13 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.config import TrainConfig
-from rnnkit.io import NonFiniteError, clean_temp_files, save_checkpoint, save_safetensors
+from rnnkit.io import (
+    NonFiniteError,
+    clean_temp_files,
+    load_checkpoint,
+    save_checkpoint,
+    save_safetensors,
+)
 from rnnkit.training.callbacks import (
     Callback,
     Checkpointing,
@@ -67,9 +77,18 @@ from rnnkit.training.checkpoint import (
     to_plain,
 )
 from rnnkit.training.device import Device
+from rnnkit.training.distributed import init_process_group, routed, shard_batches, wrap
 from rnnkit.training.optim import build_optimizer, build_scheduler
 from rnnkit.training.protocol import StepOutput, TrainableTask
 from rnnkit.training.state import RunState, StopReason, TrainResult
+
+_STOP_REASONS: tuple[StopReason, ...] = (
+    "max_steps",
+    "epochs",
+    "max_time_s",
+    "early_stopping",
+    "target_reached",
+)
 
 logger = logging.getLogger("rnnkit.training")
 
@@ -109,6 +128,13 @@ class Trainer:
     ``train.threads``, seeds torch, ``random`` and numpy with ``train.seed`` and builds the
     model; it writes nothing. :meth:`fit` trains.
 
+    Launched by ``torchrun`` (``WORLD_SIZE`` > 1), construction joins the process group
+    (:func:`~rnnkit.training.distributed.init_process_group`; ``distributed`` is this process's
+    place in it) and wraps the model in DDP; ranks other than 0 are seeded with
+    ``train.seed + rank`` after the model is built (their own dropout masks), write no file and
+    run no progress bar or TensorBoard writer. Callbacks passed in run on every rank: write
+    files only where ``trainer.distributed.is_main``.
+
     During :meth:`fit`, callbacks read ``run_state`` (the run's position), ``resumed_from``,
     ``planned_steps`` and :meth:`elapsed`, and write through :meth:`save_weights` and
     :meth:`save_checkpoint`.
@@ -131,17 +157,21 @@ class Trainer:
         self.metric_name = self.early_stopping.metric_name
         self.metric_mode = self.early_stopping.mode
         self.device = Device.from_config(train_config)
+        self.distributed = init_process_group(train_config.device)
         self.device.configure_threads()
         seed_everything(train_config.seed)
         if model is None:
             model = task.build_model()
         self.model = self.device.prepare_model(model)
-        self.metrics = MetricsCSV(self.run_dir, task.metric_names)
+        self._ddp = wrap(self.model, self.distributed)  # None for a single process
+        if self.distributed.rank > 0:
+            seed_everything(train_config.seed + self.distributed.rank)
+        main = self.distributed.is_main
+        self.metrics = MetricsCSV(self.run_dir, task.metric_names, writes=main)
         self.callbacks: list[Callback] = [
             self.metrics,
             self.early_stopping,
-            ProgressReporter(train_config),
-            TensorBoard(),
+            *([ProgressReporter(train_config), TensorBoard()] if main else []),
             Checkpointing(train_config.checkpoint_every),
             *callbacks,
         ]
@@ -165,8 +195,9 @@ class Trainer:
                 ``max_nonfinite`` skipped steps, or when the weights themselves become
                 non-finite (nothing is written from such weights).
         """
-        cfg = self.config
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        cfg, main = self.config, self.distributed.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
             existing = list_checkpoints(self.run_dir)
             if existing:
@@ -174,10 +205,18 @@ class Trainer:
                     f"{self.run_dir} already holds checkpoints (newest: {existing[-1].name}); "
                     "pass --resume to continue that run, or choose a new run folder"
                 )
-            clean_temp_files(self.run_dir)
-            clean_temp_files(checkpoint_dir(self.run_dir))
+            if main:
+                clean_temp_files(self.run_dir)
+                clean_temp_files(checkpoint_dir(self.run_dir))
 
-        self.optimizer = build_optimizer(self.model.parameters(), cfg)
+        # the data's one-off work (reading files, computing cached features) is not training
+        # time: done before the clock starts, on rank 0 first so the others read its cache
+        if main:
+            self.task.load_data()
+        self.distributed.barrier()
+        if not main:
+            self.task.load_data()
+        self.optimizer = build_optimizer(self._parameters(), cfg)
         total_steps = self._total_steps()
         self.scheduler = build_scheduler(self.optimizer, cfg, total_steps)
         self.scaler = self.device.grad_scaler()
@@ -200,6 +239,7 @@ class Trainer:
                 callback.on_fit_start(self)
             stop = self._run()
             self._finish()
+        self.distributed.barrier()  # the others return once rank 0 has written the final files
         state = self.run_state
         return TrainResult(
             step=state.step,
@@ -217,17 +257,29 @@ class Trainer:
             run_dir=self.run_dir,
         )
 
+    def _parameters(self) -> Any:
+        """What the optimiser trains: the task's parameter groups when it declares them
+        (``parameter_groups(model, lr)``: a CNN fine-tuned at its own rate), else every
+        parameter of the model."""
+        groups = getattr(self.task, "parameter_groups", None)
+        if groups is None:
+            return self.model.parameters()
+        return groups(self.model, self.config.lr)
+
     def elapsed(self) -> float:
         """Wall-clock seconds of the run so far, over all resumed sessions."""
         started, before = self._clock
         return before + (time.perf_counter() - started)
 
     def save_weights(self, path: Path, step: int, extra: dict[str, str] | None = None) -> None:
-        """Write the model's weights to ``path`` (safetensors, metadata ``step`` and ``extra``).
+        """Write the model's weights to ``path`` (safetensors, metadata ``step`` and ``extra``);
+        on rank 0 only (every rank holds the same weights).
 
         Raises:
             TrainingError: a weight is not finite (nothing is written).
         """
+        if not self.distributed.is_main:
+            return
         metadata = {"format": "pt", "step": str(step), **(extra or {})}
         try:
             save_safetensors(self.model.state_dict(), path, metadata)
@@ -237,6 +289,8 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Checkpoint the current step (callbacks' files first, then the checkpoint, then prune).
 
+        Every rank calls it at the same steps (it gathers their RNG states); rank 0 writes.
+
         Raises:
             TrainingError: some tensor of the training state is not finite (nothing is written).
         """
@@ -244,13 +298,19 @@ class Trainer:
             callback.on_save(self)
         state = self.run_state
         state.elapsed_s = self.elapsed()
+        group = self.distributed
+        rng = group.gather(capture_rng_state(self.device.is_cuda))
+        if not group.is_main:
+            return
         body = {
             **state.to_dict(),
             "model": dict(self.model.state_dict()),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "rng": capture_rng_state(self.device.is_cuda),
+            "rng": rng[0],
+            "rng_ranks": rng if group.enabled else None,
+            "world_size": group.world_size,
             "stream_state": to_plain(self.stream_state),
             "train_config": self.config.model_dump(mode="json"),
         }
@@ -278,13 +338,34 @@ class Trainer:
                 return reason
         return None
 
+    def _agreed_stop(self) -> StopReason | None:
+        """Rank 0's :meth:`_stop_reason`, on every rank (their clocks and callbacks may differ)."""
+        group = self.distributed
+        reason = self._stop_reason() if group.is_main else None
+        if not group.enabled:
+            return reason
+        code = group.sum([_STOP_REASONS.index(reason) + 1 if reason is not None else 0])[0]
+        return _STOP_REASONS[int(code) - 1] if code else None
+
+    def _epoch_batches(self, epoch: int) -> Iterable[Any]:
+        """This rank's batches of ``epoch`` (all of them for a single process)."""
+        group = self.distributed
+        batches = self.task.train_batches(epoch)
+        if not group.enabled:
+            return batches
+        total = None
+        if self.task.stateful:  # contiguous blocks keep each rank's stream in order
+            with preserved_rng(self.device.is_cuda):
+                total = sum(1 for _ in self.task.train_batches(epoch))
+        return shard_batches(batches, group.rank, group.world_size, total=total)
+
     def _run(self) -> StopReason:
         """The epoch/batch loop; returns why it stopped."""
         cfg, state = self.config, self.run_state
-        stop = self._stop_reason()
+        stop = self._agreed_stop()
         while stop is None:
             seen = 0
-            for index, batch in enumerate(self.task.train_batches(state.epoch)):
+            for index, batch in enumerate(self._epoch_batches(state.epoch)):
                 seen += 1
                 if index < state.batch_index:  # consumed before the checkpoint we resumed from
                     continue
@@ -298,14 +379,16 @@ class Trainer:
                     self._add_row()
                 for callback in self.callbacks:
                     callback.on_step_end(self)
-                stop = self._stop_reason()
+                stop = self._agreed_stop()
                 if stop is not None:
                     break
             else:
                 if seen == 0:
+                    world = self.distributed.world_size
                     raise ValueError(
                         f"task '{self.task.name}' yielded no training batches for epoch "
                         f"{state.epoch}"
+                        + (f" (fewer than the {world} processes, one each)" if world > 1 else "")
                     )
                 if seen < state.batch_index:
                     raise ValueError(
@@ -319,7 +402,7 @@ class Trainer:
                 state.epoch += 1
                 state.batch_index = 0
                 self.stream_state = None  # the stream restarts with every epoch
-                stop = self._stop_reason()
+                stop = self._agreed_stop()
         return stop
 
     def _train_step(self, batch: Any, carried: Any) -> Any:
@@ -331,14 +414,14 @@ class Trainer:
         model.train()
         batch = self.device.to_device(batch)
         self.task.begin_step(step)
-        with self.device.autocast():
+        with self.device.autocast(), routed(model, self._ddp):
             if self.task.stateful:
                 out = self.task.step(model, batch, carried)
             else:
                 out = self.task.step(model, batch)
         loss = self._check_output(out, step)
         lr = float(optimizer.param_groups[0]["lr"])
-        loss_value = float(loss.detach())
+        loss_value, num_tokens, metrics = self._global_step_values(loss, out)
         new_state: Any = None
         if not math.isfinite(loss_value):
             self._nonfinite(step, f"non-finite loss ({loss_value})")
@@ -352,12 +435,18 @@ class Trainer:
                 self._nonfinite(step, f"non-finite gradient norm ({grad_norm})")
             else:
                 # with fp16 the GradScaler skips overflowing steps itself and lowers its scale
+                scale = self.scaler.get_scale() if self.scaler.is_enabled() else 0.0
                 self.scaler.step(optimizer)
                 self.scaler.update()
                 if self.task.stateful:
                     new_state = detach_state(out.state)
-                clipped = cfg.clip_grad_norm is not None and grad_norm > max_norm
-                run.record_update(loss_value, grad_norm, clipped, out.metrics)
+                if self.scaler.is_enabled() and self.scaler.get_scale() < scale:
+                    run.skipped_steps += 1
+                    run.overflow_steps += 1
+                    logger.debug("step %d: fp16 gradients overflowed; step skipped", step)
+                else:
+                    clipped = cfg.clip_grad_norm is not None and grad_norm > max_norm
+                    run.record_update(loss_value, grad_norm, clipped, metrics)
         optimizer.zero_grad(set_to_none=True)
         with warnings.catch_warnings():
             # a skipped first step leaves the optimizer unstepped; the lr still follows the step
@@ -365,8 +454,27 @@ class Trainer:
                 "ignore", message="Detected call of `lr_scheduler.step", category=UserWarning
             )
             self.scheduler.step()
-        run.record_batch(int(out.num_tokens), lr, time.perf_counter() - started)
+        run.record_batch(num_tokens, lr, time.perf_counter() - started)
         return new_state
+
+    def _global_step_values(
+        self, loss: Tensor, out: StepOutput
+    ) -> tuple[float, int, dict[str, float | Tensor]]:
+        """The step's loss, target tokens and metrics over the global batch: this process's
+        own, or with several processes the mean loss and metrics and the summed tokens of all
+        ranks (so that a non-finite loss on any rank skips the step on every rank)."""
+        group = self.distributed
+        if not group.enabled:
+            return float(loss.detach()), int(out.num_tokens), out.metrics
+        names = sorted(out.metrics)
+        values = [float(loss.detach()), float(out.num_tokens)]
+        values += [float(out.metrics[name]) for name in names]
+        total = group.sum(values)
+        world = group.world_size
+        metrics: dict[str, float | Tensor] = {
+            name: total[2 + i] / world for i, name in enumerate(names)
+        }
+        return total[0] / world, int(total[1]), metrics
 
     def _check_output(self, out: Any, step: int) -> Tensor:
         if not isinstance(out, StepOutput):
@@ -387,9 +495,10 @@ class Trainer:
             raise TrainingError(f"{what} at step {step} (train.nonfinite: stop)")
         run.skipped_steps += 1
         logger.warning("step %d: %s; step skipped (%d so far)", step, what, run.skipped_steps)
-        if run.skipped_steps >= cfg.max_nonfinite:
+        nonfinite = run.skipped_steps - run.overflow_steps
+        if nonfinite >= cfg.max_nonfinite:
             raise TrainingError(
-                f"{what} at step {step}: {run.skipped_steps} steps skipped for non-finite "
+                f"{what} at step {step}: {nonfinite} steps skipped for non-finite "
                 f"values, reaching train.max_nonfinite ({cfg.max_nonfinite})"
             )
 
@@ -403,22 +512,28 @@ class Trainer:
             return cfg.max_steps
         with preserved_rng(self.device.is_cuda):
             per_epoch = sum(1 for _ in self.task.train_batches(0))
+        per_epoch //= self.distributed.world_size  # each rank's share (shard_batches)
         total = per_epoch * cfg.epochs
         return total if cfg.max_steps is None else min(total, cfg.max_steps)
 
     # ------------------------------------------------------------------ evaluation and rows
 
     def _evaluate(self) -> None:
-        """Validation under ``model.eval()`` (RNG untouched), then the callbacks' on_evaluate."""
+        """Validation under ``model.eval()`` (RNG untouched), then the callbacks' on_evaluate.
+
+        With several processes rank 0 evaluates and the others receive its results."""
         model, state = self.model, self.run_state
-        batches: Iterable[Any] = (self.device.to_device(b) for b in self.task.valid_batches())
-        model.eval()
-        try:
-            with preserved_rng(self.device.is_cuda), torch.no_grad(), self.device.autocast():
-                results = self.task.evaluate(model, batches)
-        finally:
-            model.train()
-        results = {str(k): float(v) for k, v in results.items()}
+        results: dict[str, float] = {}
+        if self.distributed.is_main:
+            batches: Iterable[Any] = (self.device.to_device(b) for b in self.task.valid_batches())
+            model.eval()
+            try:
+                with preserved_rng(self.device.is_cuda), torch.no_grad(), self.device.autocast():
+                    found = self.task.evaluate(model, batches)
+            finally:
+                model.train()
+            results = {str(k): float(v) for k, v in found.items()}
+        results = self.distributed.broadcast(results)
         if self.metric_name not in results:
             raise TrainingError(
                 f"task '{self.task.name}'.evaluate returned no '{self.metric_name}' "
@@ -437,22 +552,33 @@ class Trainer:
     # ------------------------------------------------------------------ resume and end
 
     def _restore(self) -> tuple[RunState, Any]:
-        point = find_resume_checkpoint(self.run_dir)
-        if point is None:
+        group = self.distributed
+        # rank 0 chooses (setting aside files that do not load); the others read its choice
+        point = find_resume_checkpoint(self.run_dir) if group.is_main else None
+        path = group.broadcast(None if point is None else point.path)
+        if path is None:
             raise ValueError(
                 f"cannot resume: no usable checkpoint in {checkpoint_dir(self.run_dir)}; "
                 "start a new run without --resume"
             )
-        ckpt = point.state
+        ckpt = point.state if point is not None else load_checkpoint(path)
+        written_by = int(ckpt.get("world_size", 1))
+        if written_by != group.world_size:
+            raise ValueError(
+                f"{path} was written by a run of {written_by} process(es), this one has "
+                f"{group.world_size}; resume it with torchrun --nproc-per-node (x nodes) "
+                f"= {written_by}"
+            )
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
         except (RuntimeError, ValueError, KeyError) as err:
-            raise ValueError(f"{point.path} does not match this model/optimizer: {err}") from None
+            raise ValueError(f"{path} does not match this model/optimizer: {err}") from None
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if self.scaler.is_enabled() and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
-        rng = dict(ckpt["rng"])
+        ranks = ckpt.get("rng_ranks")
+        rng = dict(ranks[group.rank] if ranks else ckpt["rng"])
         if not self.device.is_cuda:
             rng["cuda"] = None
         restore_rng_state(rng)
