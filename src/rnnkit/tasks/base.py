@@ -57,6 +57,7 @@ __all__ = [
     "StepOutput",
     "Task",
     "TaskError",
+    "attention_plot_folder",
     "to_json",
 ]
 
@@ -269,6 +270,30 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return "-" if value is None else str(value)
+
+
+def attention_plot_folder(options: Mapping[str, Any], missing: str | None) -> Path | None:
+    """The folder of a predictor's ``--attention-plot`` option, checked before any work.
+
+    Args:
+        options: the parsed options (``attention_plot``: a path or None).
+        missing: None when the run's model has attention weights to draw; else why not, e.g.
+            ``"runs/x: --attention-plot needs a model with attention; this run has ..."``.
+
+    Returns:
+        The folder, or None when the option is not given.
+
+    Raises:
+        TaskError: ``missing`` is set, or the path is an existing file.
+    """
+    plots = options.get("attention_plot")
+    if plots is None:
+        return None
+    if missing is not None:
+        raise TaskError(missing)
+    if Path(plots).exists() and not Path(plots).is_dir():
+        raise TaskError(f"--attention-plot {plots} is a file; give a folder")
+    return Path(plots)
 
 
 @runtime_checkable

@@ -82,7 +82,15 @@ from rnnkit.models.text_baselines import (
     TfidfLogReg,
     sklearn_available,
 )
-from rnnkit.tasks.base import Option, Predictor, Report, StepOutput, Task, TaskError
+from rnnkit.tasks.base import (
+    Option,
+    Predictor,
+    Report,
+    StepOutput,
+    Task,
+    TaskError,
+    attention_plot_folder,
+)
 from rnnkit.training.device import flush_denormals
 from rnnkit.viz.text import plot_confusion, plot_word_weights
 
@@ -632,15 +640,14 @@ class ClassificationPredictor(Predictor[str, Prediction]):
     task: ClassificationTask
 
     def predict(self, inputs: Sequence[str], options: Mapping[str, Any]) -> list[Prediction]:
-        plots = options.get("attention_plot")
-        if plots is not None:
-            if self.task.model_config.pooling != "attention":
-                raise TaskError(
-                    f"{self.task.run_dir}: --attention-plot needs model.pooling: attention; "
-                    f"this run has model.pooling: {self.task.model_config.pooling}"
-                )
-            if Path(plots).exists() and not Path(plots).is_dir():
-                raise TaskError(f"--attention-plot {plots} is a file; give a folder")
+        pooling = self.task.model_config.pooling
+        attention_plot_folder(
+            options,
+            None
+            if pooling == "attention"
+            else f"{self.task.run_dir}: --attention-plot needs model.pooling: attention; "
+            f"this run has model.pooling: {pooling}",
+        )
         probs, attention = self.task.classify(self.model, inputs)
         labels = self.task.labels
         out = []

@@ -15,7 +15,7 @@ from rnnkit.data.parallel import pad_pairs
 from rnnkit.data.tokenizers import EOS_ID, Tokenizer
 from rnnkit.decoding import Hypothesis, SamplingConfig, SearchConfig, beam_search, sample
 from rnnkit.models.seq2seq import Seq2Seq
-from rnnkit.tasks.base import Predictor, TaskError, to_json
+from rnnkit.tasks.base import Predictor, TaskError, attention_plot_folder, to_json
 from rnnkit.tasks.decoding_options import sampling_options
 from rnnkit.training.device import flush_denormals
 from rnnkit.viz.attention import plot_attention
@@ -159,15 +159,13 @@ class TranslationPredictor(Predictor[str, list[Translation]]):
     task: TranslationTask
 
     def predict(self, inputs: Sequence[str], options: Mapping[str, Any]) -> list[list[Translation]]:
-        plots = options.get("attention_plot")
-        if plots is not None:
-            if self.task.model_config.attention == "none":
-                raise TaskError(
-                    f"{self.task.run_dir}: --attention-plot needs a model with attention; "
-                    "this run has model.attention: none"
-                )
-            if Path(plots).exists() and not Path(plots).is_dir():
-                raise TaskError(f"--attention-plot {plots} is a file; give a folder")
+        attention_plot_folder(
+            options,
+            None
+            if self.task.model_config.attention != "none"
+            else f"{self.task.run_dir}: --attention-plot needs a model with attention; "
+            "this run has model.attention: none",
+        )
         search, sampling = self.task.search(options), sampling_options(options)
         bound = self.task.max_input_tokens(options)
         return translate(
