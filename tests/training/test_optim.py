@@ -131,3 +131,18 @@ def test_frozen_model_is_an_error() -> None:
     model = nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ValueError, match="the model has no trainable parameters"):
         build_optimizer(model.parameters(), train())
+
+
+def test_parameter_groups_keep_their_rate_and_drop_frozen_parameters() -> None:
+    head, body, frozen = nn.Linear(2, 2), nn.Linear(2, 2), nn.Linear(2, 2)
+    frozen.requires_grad_(False)
+    groups = [
+        {"params": list(head.parameters())},
+        {"params": [*body.parameters(), *frozen.parameters()], "lr": 1e-4},
+        {"params": list(frozen.parameters()), "lr": 1.0},  # nothing to train: left out
+    ]
+    optimizer = build_optimizer(groups, TrainConfig(lr=1e-3, max_steps=1))
+    assert [g["lr"] for g in optimizer.param_groups] == [1e-3, 1e-4]
+    assert [len(g["params"]) for g in optimizer.param_groups] == [2, 2]
+    with pytest.raises(ValueError, match="the model has no trainable parameters"):
+        build_optimizer([{"params": list(frozen.parameters())}], TrainConfig(max_steps=1))

@@ -7,6 +7,7 @@ import csv
 import logging
 import math
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,6 +64,18 @@ def test_first_budget_reached_wins(tmp_path: Path) -> None:
     cfg = run_config(epochs=3, max_steps=6, eval_every=100)
     result = Trainer(LinearTask(cfg, n_batches=4), cfg.train, tmp_path).fit()
     assert (result.step, result.stop_reason) == (6, "max_steps")
+
+
+def test_the_time_budget_starts_after_the_tasks_data_is_loaded(tmp_path: Path) -> None:
+    class SlowToLoad(LinearTask):
+        def load_data(self) -> None:
+            time.sleep(0.5)  # reading files, computing cached features
+
+    cfg = run_config(max_time_s=0.3, max_steps=10_000, eval_every=10_000, checkpoint_every=10_000)
+    started = time.perf_counter()
+    result = Trainer(SlowToLoad(cfg, sleep_s=0.02), cfg.train, tmp_path).fit()
+    assert result.stop_reason == "max_time_s" and result.step >= 5
+    assert result.elapsed_s < 0.3 + 1.0 and time.perf_counter() - started >= 0.8
 
 
 def test_time_budget_stops_on_wall_clock(tmp_path: Path) -> None:

@@ -56,13 +56,18 @@ def _train(args: argparse.Namespace) -> int:
     from rnnkit import api
 
     # The trainer logs a progress line per metrics row when stderr is not a terminal (no bar).
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    # Under torchrun only rank 0 speaks; the others log warnings and errors.
+    main_rank = os.environ.get("RANK", "0") == "0"
+    level = logging.INFO if main_rank else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(message)s", stream=sys.stderr)
 
     overrides = list(args.set)
     if hasattr(args, "threads"):  # --threads wins over the config and --set
         overrides.append(f"train.threads={'auto' if args.threads is None else args.threads}")
     config = api.load_config(args.config, overrides)
     result = api.train(config, Path(args.out), resume=args.resume)
+    if not main_rank:
+        return 0
     print(
         f"trained {config.task} to step {result.step} in {result.elapsed_s:.1f} s "
         f"({result.stop_reason}); run folder: {args.out}"
