@@ -91,7 +91,7 @@ def main() -> None:
         )
 
         pixels = torch.stack([pixels_of(p, encoder) for p in paths])  # (N, 3, 224, 224)
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: the training steps below read these
             features = torch.cat(
                 [round_features(encoder(pixels[i : i + 32])) for i in range(0, len(paths), 32)]
             )

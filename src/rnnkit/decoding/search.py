@@ -35,7 +35,9 @@ sentence scores its K*V continuations (beam score + log-prob), keeps the best 2K
   not beat the K-th of them. Without a length penalty this is exact (log-probabilities only fall,
   so no live beam could still win); with one it is the usual heuristic (a bound over all
   reachable lengths would keep nearly every sentence searching to ``max_len``). Done sentences
-  leave the batch, and the search stops when none is left.
+  leave the batch once they are a quarter of it (until then their rows are computed and
+  ignored: reordering a large memory, an image grid of 49 x 1280 features a row, at every
+  finish costs more than the rows), and the search stops when none is left.
 
 The ``n_best`` best finished hypotheses are returned, best first. With K = 1 this is greedy
 search. Searching one sentence at a time is the same call with a batch of one.
@@ -454,6 +456,7 @@ def beam_search(
     ends: dict[Hypothesis, tuple[int, int]] = {}  # finished hypothesis -> (its step, its row)
     arange_k = torch.arange(K, device=device)  # (K,)
 
+    done = [False] * B  # done[n]: sentence active[n] has finished but still holds its rows
     for t in range(1, max(limit) + 1):
         N = len(active)
         step = model.step(prev, state, memory)
@@ -482,6 +485,8 @@ def beam_search(
             )
             eos_list = is_eos.tolist()
             for n, j in pairs:
+                if done[n]:
+                    continue
                 b, row, ended = active[n], parent_list[n][j], eos_list[n][j]
                 hypothesis = Hypothesis(
                     tokens=history[row].tolist() + ([] if ended else [token_list[n][j]]),
@@ -509,14 +514,18 @@ def beam_search(
         still = [
             n
             for n, b in enumerate(active)
-            if limit[b] > t
+            if not done[n]
+            and limit[b] > t
             and (
                 len(finished[b]) < K or best_live[n] / penalty_now > _kth_best_score(finished[b], K)
             )
         ]
         if not still:
             break
-        if len(still) < N:
+        done = [True] * N
+        for n in still:
+            done[n] = False
+        if 4 * (N - len(still)) >= N:  # a quarter of the rows are done: they leave the batch
             sel = torch.tensor(still, device=device)  # (N',)
             sel_rows = (sel[:, None] * K + arange_k).view(-1)  # (N'*K,)
             active = [active[n] for n in still]
@@ -526,6 +535,7 @@ def beam_search(
             back[-1] = back[-1].index_select(0, sel_rows)
             state = state.index_select(sel_rows)
             memory = memory.index_select(sel_rows)
+            done = [False] * len(active)
 
     best = [sorted(hyps, key=lambda h: h.score, reverse=True)[: config.n_best] for hyps in finished]
     if not step_weights:
