@@ -60,8 +60,8 @@ class Budget:
     bible_steps: int = 320
     forecast_steps: int = 600
     bible_test_verses: int | None = None  # None: all 266
-    caption_steps: int = 800
-    scenes: tuple[int, int, int] = (1000, 100, 100)
+    caption_steps: int = 300
+    scenes: tuple[int, int, int] = (500, 100, 100)
     seed: int = 0
 
 
