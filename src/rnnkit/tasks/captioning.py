@@ -503,20 +503,19 @@ class CaptioningTask(Task):
         """Loss and perplexity under teacher forcing, then BLEU-4 and CIDEr-D of greedy
         captions of the batches' images (decoded, never teacher-forced)."""
         total, tokens = 0.0, 0
-        seen: dict[str, list[int]] = {}
+        seen: dict[str, dict[int, None]] = {}  # split -> its image rows, in first-seen order
         with torch.no_grad():
             for batch in batches:
                 out = model(batch.inputs, batch.tokens_in)
                 n = int((batch.tokens_out != PAD_ID).sum())
                 total += float(token_cross_entropy(out.logits, batch.tokens_out, PAD_ID)) * n
                 tokens += n
-                rows = seen.setdefault(batch.split, [])
-                rows += [r for r in batch.images.tolist() if r not in rows]
+                seen.setdefault(batch.split, {}).update(dict.fromkeys(batch.images.tolist()))
         loss = total / max(tokens, 1)
         hyps: list[str] = []
         refs: list[list[str]] = []
-        for split, rows in seen.items():
-            inputs = self._inputs[split]
+        for split, kept in seen.items():
+            inputs, rows = self._inputs[split], list(kept)
             index = torch.tensor(rows, dtype=torch.long)
             found = self.decode(model, inputs.inputs.index_select(0, index), None)
             hyps += [" ".join(self.words(h[0].tokens)) for h in found]

@@ -37,6 +37,11 @@ next to two baselines fitted on the run's training split there and then
 (:mod:`rnnkit.models.text_baselines`): the majority class and TF-IDF + logistic regression.
 ``rnnkit predict RUN "text" ...`` prints each text's label and class probabilities; with
 attention pooling ``--attention-plot DIR`` draws the words shaded by their weights.
+
+:class:`Prediction` and :class:`ClassificationPredictor` live in
+:mod:`rnnkit.tasks.classification_predict` (importable from here too). What is left stays in
+one module (a little over 600 lines) because data reading, the baselines fitted beside the
+model and the scores of ``evaluate`` and ``compare`` all read the same split and label files.
 """
 
 from __future__ import annotations
@@ -46,7 +51,6 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
 
@@ -84,15 +88,15 @@ from rnnkit.models.text_baselines import (
 )
 from rnnkit.tasks.base import (
     Option,
-    Predictor,
     Report,
     StepOutput,
     Task,
     TaskError,
-    attention_plot_folder,
 )
+from rnnkit.tasks.classification_predict import ClassificationPredictor as ClassificationPredictor
+from rnnkit.tasks.classification_predict import Prediction as Prediction
 from rnnkit.training.device import flush_denormals
-from rnnkit.viz.text import plot_confusion, plot_word_weights
+from rnnkit.viz.text import plot_confusion
 
 logger = logging.getLogger(__name__)
 
@@ -160,23 +164,6 @@ class ClassificationBatch(NamedTuple):
     lengths: Tensor
     labels: Tensor
     positions: Tensor
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The class of one text.
-
-    Attributes:
-        label: the most probable class.
-        probabilities: class -> probability, in the run's class order.
-        tokens: the T tokens the model read, as strings.
-        attention: (T,) attention weights over them (attention pooling), else None.
-    """
-
-    label: str
-    probabilities: dict[str, float]
-    tokens: list[str]
-    attention: list[float] | None = None
 
 
 class ClassificationTask(Task):
@@ -632,70 +619,6 @@ def _confusion_table(scores: ClassificationScores) -> str:
     for label, row in zip(scores.labels, scores.confusion, strict=True):
         lines.append(label.ljust(width) + "  " + "  ".join(str(int(v)).rjust(cells) for v in row))
     return "\n".join(lines)
-
-
-class ClassificationPredictor(Predictor[str, Prediction]):
-    """Texts in; for each, its label, the class probabilities and the attention weights."""
-
-    task: ClassificationTask
-
-    def predict(self, inputs: Sequence[str], options: Mapping[str, Any]) -> list[Prediction]:
-        pooling = self.task.model_config.pooling
-        attention_plot_folder(
-            options,
-            None
-            if pooling == "attention"
-            else f"{self.task.run_dir}: --attention-plot needs model.pooling: attention; "
-            f"this run has model.pooling: {pooling}",
-        )
-        probs, attention = self.task.classify(self.model, inputs)
-        labels = self.task.labels
-        out = []
-        for text, p, a in zip(inputs, probs, attention, strict=True):
-            out.append(
-                Prediction(
-                    label=labels[int(p.argmax())],
-                    probabilities={label: float(v) for label, v in zip(labels, p, strict=True)},
-                    tokens=self.task.tokens_of(text),
-                    attention=None if a is None else [float(v) for v in a],
-                )
-            )
-        return out
-
-    def format(self, output: Prediction) -> str:
-        """``label<TAB>class p, class p, ...`` (probabilities to 3 decimals, class order)."""
-        probs = ", ".join(f"{label} {p:.3f}" for label, p in output.probabilities.items())
-        return f"{output.label}\t{probs}"
-
-    def to_json(self, inp: str, output: Prediction) -> Any:
-        body: dict[str, Any] = {
-            "input": inp,
-            "label": output.label,
-            "probabilities": output.probabilities,
-            "tokens": output.tokens,
-        }
-        if output.attention is not None:
-            body["attention"] = [round(v, 4) for v in output.attention]
-        return body
-
-    def write_files(
-        self, inputs: Sequence[str], outputs: Sequence[Prediction], options: Mapping[str, Any]
-    ) -> list[Path]:
-        """``--attention-plot DIR``: each input's words shaded by weight (DIR/001.png, ...)."""
-        folder = options.get("attention_plot")
-        if folder is None:
-            return []
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        width = max(3, len(str(len(inputs))))
-        paths = []
-        for k, output in enumerate(outputs, 1):
-            if output.attention is None:
-                raise TaskError(f"input {k}: the prediction has no attention weights")
-            title = f"{output.label} ({output.probabilities[output.label]:.2f})"
-            path = folder / f"{k:0{width}d}.png"
-            paths.append(plot_word_weights(output.tokens, output.attention, path, title=title))
-        return paths
 
 
 ClassificationTask.predictor = ClassificationPredictor

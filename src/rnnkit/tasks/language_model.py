@@ -47,6 +47,11 @@ puts runs side by side (parameters, perplexity, evaluation and generation tokens
 predict RUN "Apple is" --top-k 5`` prints the most likely next tokens with their probabilities,
 and :meth:`LanguageModelPredictor.generate` writes text with the shared sampling code of
 :mod:`rnnkit.decoding` (temperature, top-k, top-p, a seed).
+
+Length: this module is a little under 700 lines, on purpose: the stream batching for truncated
+BPTT, the perplexity of ``evaluate``, next-word ``predict`` and ``generate`` all walk the same
+token stream and state layout, and the models themselves already live in
+:mod:`rnnkit.models.language_model`.
 """
 
 from __future__ import annotations

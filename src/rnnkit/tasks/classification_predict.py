@@ -1,0 +1,110 @@
+"""The classification task's inference side: :class:`Prediction` (a text's label, class
+probabilities, tokens and attention) and :class:`ClassificationPredictor` (``rnnkit predict``)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from rnnkit.tasks.base import (
+    Predictor,
+    TaskError,
+    attention_plot_folder,
+)
+from rnnkit.viz.text import plot_word_weights
+
+logger = logging.getLogger(__name__)
+
+LABELS_FILE = "labels.json"
+"""The run folder's file of the classes and their training counts, written by prepare()."""
+
+Split = Literal["train", "valid", "test"]
+_BUILTIN_SPLIT = re.compile(r"^(?P<corpus>[\w-]+):(?P<split>train|valid|test)$")
+
+if TYPE_CHECKING:
+    from rnnkit.tasks.classification import ClassificationTask
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The class of one text.
+
+    Attributes:
+        label: the most probable class.
+        probabilities: class -> probability, in the run's class order.
+        tokens: the T tokens the model read, as strings.
+        attention: (T,) attention weights over them (attention pooling), else None.
+    """
+
+    label: str
+    probabilities: dict[str, float]
+    tokens: list[str]
+    attention: list[float] | None = None
+
+
+class ClassificationPredictor(Predictor[str, Prediction]):
+    """Texts in; for each, its label, the class probabilities and the attention weights."""
+
+    task: ClassificationTask
+
+    def predict(self, inputs: Sequence[str], options: Mapping[str, Any]) -> list[Prediction]:
+        pooling = self.task.model_config.pooling
+        attention_plot_folder(
+            options,
+            None
+            if pooling == "attention"
+            else f"{self.task.run_dir}: --attention-plot needs model.pooling: attention; "
+            f"this run has model.pooling: {pooling}",
+        )
+        probs, attention = self.task.classify(self.model, inputs)
+        labels = self.task.labels
+        out = []
+        for text, p, a in zip(inputs, probs, attention, strict=True):
+            out.append(
+                Prediction(
+                    label=labels[int(p.argmax())],
+                    probabilities={label: float(v) for label, v in zip(labels, p, strict=True)},
+                    tokens=self.task.tokens_of(text),
+                    attention=None if a is None else [float(v) for v in a],
+                )
+            )
+        return out
+
+    def format(self, output: Prediction) -> str:
+        """``label<TAB>class p, class p, ...`` (probabilities to 3 decimals, class order)."""
+        probs = ", ".join(f"{label} {p:.3f}" for label, p in output.probabilities.items())
+        return f"{output.label}\t{probs}"
+
+    def to_json(self, inp: str, output: Prediction) -> Any:
+        body: dict[str, Any] = {
+            "input": inp,
+            "label": output.label,
+            "probabilities": output.probabilities,
+            "tokens": output.tokens,
+        }
+        if output.attention is not None:
+            body["attention"] = [round(v, 4) for v in output.attention]
+        return body
+
+    def write_files(
+        self, inputs: Sequence[str], outputs: Sequence[Prediction], options: Mapping[str, Any]
+    ) -> list[Path]:
+        """``--attention-plot DIR``: each input's words shaded by weight (DIR/001.png, ...)."""
+        folder = options.get("attention_plot")
+        if folder is None:
+            return []
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        width = max(3, len(str(len(inputs))))
+        paths = []
+        for k, output in enumerate(outputs, 1):
+            if output.attention is None:
+                raise TaskError(f"input {k}: the prediction has no attention weights")
+            title = f"{output.label} ({output.probabilities[output.label]:.2f})"
+            path = folder / f"{k:0{width}d}.png"
+            paths.append(plot_word_weights(output.tokens, output.attention, path, title=title))
+        return paths
