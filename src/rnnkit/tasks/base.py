@@ -58,6 +58,7 @@ __all__ = [
     "Task",
     "TaskError",
     "attention_plot_folder",
+    "json_kind",
     "to_json",
 ]
 
@@ -331,6 +332,35 @@ class Predictor(ABC, Generic[In, Out]):
     def predict(self, inputs: Sequence[In], options: Mapping[str, Any]) -> list[Out]:
         """One output per input; ``options`` holds the task's :attr:`Task.predict_options`."""
 
+    def from_json(self, value: Any, name: str) -> In:
+        """An input from its JSON form: one element of an HTTP request's ``"inputs"``.
+
+        The default takes a string through :meth:`parse`. Tasks whose inputs are files on the
+        command line (images, series) override it to read the data itself (base64, numbers,
+        CSV text): a request never names a file on the server.
+
+        Args:
+            value: the decoded JSON value.
+            name: what to call it in errors (``inputs[2]``).
+
+        Raises:
+            TaskError: the value is not an input of this task.
+        """
+        if not isinstance(value, str):
+            raise TaskError(f"{name}: expected a string, got {json_kind(value)}")
+        return self.parse(value)
+
+    def export_onnx(self, folder: Path) -> dict[str, Any]:
+        """Write the model as ONNX graphs (and what inference needs beside them) into
+        ``folder``; return the task's entries of the export's ``config.json``.
+
+        The default refuses: a task opts in by overriding it (see :mod:`rnnkit.export`).
+
+        Raises:
+            TaskError: the task cannot be exported.
+        """
+        raise TaskError(f"task '{self.task.name}' cannot be exported to ONNX")
+
     def format(self, output: Out) -> str:
         """The text ``rnnkit predict`` prints for one output (no trailing newline)."""
         return str(output)
@@ -344,6 +374,21 @@ class Predictor(ABC, Generic[In, Out]):
     ) -> list[Path]:
         """Files that options ask for (plots, CSVs), written atomically; returns their paths."""
         return []
+
+
+def json_kind(value: Any) -> str:
+    """The JSON type name of a decoded value, for errors: ``a number``, ``an object``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
 
 
 def dumps(value: Any) -> str:
