@@ -13,16 +13,8 @@ run read only that file and the weights, so a run forecasts after its training d
 The model is :class:`~rnnkit.models.forecaster.Forecaster`; the distributions and the loss are in
 :mod:`rnnkit.nn.distributions`, the figures in :mod:`rnnkit.viz.forecast`.
 
-Order of the file: the ``data`` config, the batch and result types, the predictor (the task
-names it as a class attribute), the task, the public functions.
-
-Length: this file is longer than the 500 lines the house aims for, on purpose. It holds one
-concern, the task, and its parts use each other (the predictor and the public functions call
-the task's reading, forecasting and writing; the backtest is the task's ``evaluate``); about
-half of it is docstrings. The generic pieces have moved down already: reading to
-:mod:`rnnkit.data.timeseries`, windows and ``SeriesMeta`` to :mod:`rnnkit.data.series_windows`, per-column baselines to
-:mod:`rnnkit.models.baselines`, the figure to :mod:`rnnkit.viz.forecast`. Splitting the
-public functions off would leave users two modules to import one feature from.
+The predictor and the forecast it returns (:class:`ForecastResult`, its table and figure) are in
+:mod:`rnnkit.tasks.forecasting_predict`, re-exported here.
 """
 
 from __future__ import annotations
@@ -61,14 +53,23 @@ from rnnkit.data.timeseries import (
     read_series,
 )
 from rnnkit.io import write_text_atomic
-from rnnkit.metrics.forecast import forecast_metrics, interval_pairs
+from rnnkit.metrics.forecast import forecast_metrics
 from rnnkit.models.baselines import run_baselines_columns
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.nn.distributions import forecast_loss, point_forecast
 from rnnkit.tasks.base import Option, Predictor, Report, StepOutput, Task, TaskError
+from rnnkit.tasks.forecasting_predict import Forecast, ForecastPredictor, ForecastResult
 from rnnkit.tasks.run import Weights, load_run
-from rnnkit.viz.figures import save_png
-from rnnkit.viz.forecast import Interval, forecast_figure
+
+__all__ = [
+    "Forecast",
+    "ForecastDataConfig",
+    "ForecastPredictor",
+    "ForecastResult",
+    "ForecastingTask",
+    "backtest",
+    "forecast",
+]
 
 META_FILE = "series.json"
 """The run folder's file of :class:`~rnnkit.data.series_windows.SeriesMeta`, written by prepare()."""
@@ -162,146 +163,6 @@ class BacktestRequest:
     series: TimeSeries
     folds: int = 1
     step: int | None = None
-
-
-@dataclass(frozen=True)
-class ForecastResult:
-    """A forecast of C series over H steps.
-
-    Attributes:
-        time: (H,) forecast timestamps. point: (H, C) medians. quantiles: (H, C, Q) at ``levels``.
-        targets: the C series' names. time_column: the name of the time column.
-        attention: (H, L) attention weights over the lookback (attention head), else None.
-        lookback_time: (L,) timestamps the model read.
-    """
-
-    time: pd.DatetimeIndex
-    point: np.ndarray
-    quantiles: np.ndarray
-    levels: tuple[float, ...]
-    targets: tuple[str, ...]
-    time_column: str
-    attention: np.ndarray | None
-    lookback_time: pd.DatetimeIndex
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per step: the time column, ``forecast``, ``lower_<p>``/``upper_<p>`` for each
-        central p % interval and ``q<level>`` for each quantile; columns are prefixed with
-        ``<target>_`` when there are several targets."""
-        columns: dict[str, Any] = {self.time_column: self.time}
-        for c, name in enumerate(self.targets):
-            prefix = f"{name}_" if len(self.targets) > 1 else ""
-            columns[f"{prefix}forecast"] = self.point[:, c]
-            for percent, i, j in interval_pairs(self.levels):
-                columns[f"{prefix}lower_{percent}"] = self.quantiles[:, c, i]
-                columns[f"{prefix}upper_{percent}"] = self.quantiles[:, c, j]
-            for k, q in enumerate(self.levels):
-                columns[f"{prefix}q{q:g}"] = self.quantiles[:, c, k]
-        return pd.DataFrame(columns)
-
-    def plot(self, path: Path, history: TimeSeries, actuals: TimeSeries | None = None) -> Path:
-        """Write a PNG of the last steps of ``history`` (4 horizons, at least the lookback), the
-        forecast, its intervals, ``actuals`` where known and the attention weights (atomically)."""
-        figure = forecast_figure(
-            names=self.targets,
-            history_time=history.time,
-            history=history.values,
-            time=self.time,
-            point=self.point,
-            intervals=[
-                Interval(percent, self.quantiles[..., i], self.quantiles[..., j])
-                for percent, i, j in interval_pairs(self.levels)
-            ],
-            actuals=None if actuals is None else (actuals.time, actuals.values),
-            attention=self.attention,
-            context=max(4 * len(self.time), len(self.lookback_time)),
-        )
-        return save_png(figure, path)
-
-
-@dataclass(frozen=True)
-class Forecast:
-    """One answer of :class:`ForecastPredictor`.
-
-    Attributes:
-        history: the series read from the input file. result: its forecast.
-        output: where :meth:`ForecastPredictor.write_files` writes the CSV (``--output``); when
-            set, :meth:`ForecastPredictor.format` prints nothing.
-    """
-
-    history: TimeSeries
-    result: ForecastResult
-    output: Path | None = None
-
-
-@dataclass
-class ForecastPredictor(Predictor[Path, Forecast]):
-    """Forecasts after history files: ``rnnkit predict RUN history.csv [--horizon H]
-    [--output CSV] [--plot PNG] [--actuals FILE]`` (``--data FILE`` is the INPUT's old name).
-
-    Inputs are history paths (:meth:`parse`); outputs :class:`Forecast`. ``options`` are the
-    task's :attr:`~ForecastingTask.predict_options` by name (None or missing: not given).
-    """
-
-    def parse(self, text: str) -> Path:
-        return Path(text.strip())
-
-    def _task(self) -> tuple[ForecastingTask, Forecaster]:
-        assert isinstance(self.task, ForecastingTask) and isinstance(self.model, Forecaster)
-        return self.task, self.model
-
-    def predict(self, inputs: Sequence[Path], options: Mapping[str, Any]) -> list[Forecast]:
-        """The forecast after each history file (the CLI adds ``--data FILE`` to the inputs:
-        :attr:`ForecastingTask.input_option`)."""
-        task, model = self._task()
-        paths = list(inputs)
-        if not paths:
-            raise TaskError("nothing to forecast: give a history file (CSV or Parquet)")
-        output = options.get("output")
-        if len(paths) > 1 and (output is not None or options.get("plot") is not None):
-            raise TaskError(f"--output and --plot take one history file, got {len(paths)}")
-        for path in paths:
-            if not path.is_file():
-                d = task.data
-                columns = ", ".join([d.time_column, *d.targets, *d.past_covariates])
-                raise TaskError(
-                    f"{path}: no such file; a forecasting run predicts from a history file, a "
-                    f"CSV or Parquet file with the columns {columns}"
-                )
-        forecasts = []
-        for path in paths:
-            history = task.read(path, freq=task.meta().freq)
-            result = task.forecast_from(model, history, options.get("horizon"))
-            forecasts.append(Forecast(history, result, None if output is None else Path(output)))
-        return forecasts
-
-    def format(self, output: Forecast) -> str:
-        """The forecast as CSV (header and H rows), or "" when it goes to ``--output``."""
-        if output.output is not None:
-            return ""
-        text: str = output.result.to_frame().to_csv(index=False)
-        return text.rstrip("\n")
-
-    def to_json(self, inp: Path, output: Forecast) -> Any:
-        frame = output.result.to_frame()
-        frame[output.result.time_column] = frame[output.result.time_column].astype(str)
-        return {"input": str(inp), "output": frame.to_dict(orient="list")}
-
-    def write_files(
-        self, inputs: Sequence[Path], outputs: Sequence[Forecast], options: Mapping[str, Any]
-    ) -> list[Path]:
-        """The ``--output`` CSV and the ``--plot`` PNG (with ``--actuals``), atomically."""
-        task, _ = self._task()
-        files: list[Path] = []
-        for forecast in outputs:
-            files += task.write_forecast(
-                forecast.history,
-                forecast.result,
-                output=forecast.output,
-                plot=None if options.get("plot") is None else Path(options["plot"]),
-                actuals=options.get("actuals"),
-            )
-        return files
 
 
 class ForecastingTask(Task):
