@@ -375,10 +375,11 @@ def build_parser(task: Any = None, verb: str | None = None) -> argparse.Argument
         chosen = {"evaluate": evaluate, "predict": predict, "compare": compare}[verb]
         chosen.set_defaults(task_options=_add_task_options(chosen, verb, task))
 
-    from rnnkit.cli import data, diagnose
+    from rnnkit.cli import data, diagnose, serve
 
     data.add_parsers(verbs)
     diagnose.add_parser(verbs)
+    serve.add_parser(verbs)
     return parser
 
 

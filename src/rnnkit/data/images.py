@@ -30,7 +30,9 @@ bytes, the key of feature caches.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,14 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-__all__ = ["ImageError", "file_digest", "image_tensor", "load_image"]
+__all__ = [
+    "MAX_UPLOAD_PIXELS",
+    "ImageBytes",
+    "ImageError",
+    "file_digest",
+    "image_tensor",
+    "load_image",
+]
 
 _SIGNATURES: dict[bytes, str] = {
     b"\x89PNG\r\n\x1a\n": "PNG",
@@ -53,8 +62,29 @@ _TRANSPARENT_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 
 
+MAX_UPLOAD_PIXELS = 50_000_000
+"""The most pixels :func:`load_image` decodes from an :class:`ImageBytes` (about 150 MB as RGB):
+bytes come from uploads, and a small file can declare a huge picture."""
+
+
 class ImageError(ValueError):
     """An image file that cannot be read; the message starts with the file's path."""
+
+
+@dataclass(frozen=True)
+class ImageBytes:
+    """An image file's bytes held in memory (an upload), read by :func:`load_image` as a file.
+
+    Attributes:
+        name: what to call it in messages and outputs (``inputs[0]``, an upload's file name).
+        data: the file's bytes.
+    """
+
+    name: str
+    data: bytes
+
+    def __str__(self) -> str:
+        return self.name
 
 
 def _signature_format(head: bytes) -> str | None:
@@ -73,48 +103,67 @@ def _detail(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def load_image(path: Path) -> Image.Image:
+def load_image(path: Path | ImageBytes, max_pixels: int | None = None) -> Image.Image:
     """Read an image file into a fully decoded RGB picture (see the module docstring).
 
     Args:
-        path: the image file.
+        path: the image file, or an image file's bytes in memory.
+        max_pixels: refuse a picture of more pixels (width x height) before decoding it, e.g.
+            a small file that expands to gigabytes; None: :data:`MAX_UPLOAD_PIXELS` for
+            :class:`ImageBytes`, Pillow's own bound for files.
 
     Returns:
         an ``RGB`` :class:`PIL.Image.Image` of the file's size (after EXIF orientation),
         transparent pixels composited over white; it holds no reference to the file.
 
     Raises:
-        ImageError: a missing, empty, unidentifiable, truncated or corrupt file, or a colour
-            mode Pillow cannot convert to RGB; the message starts with ``path``.
+        ImageError: a missing, empty, unidentifiable, truncated or corrupt file, one over
+            ``max_pixels``, or a colour mode Pillow cannot convert to RGB; the message starts
+            with ``path`` (an :class:`ImageBytes`' name).
     """
-    path = Path(path)
-    if not path.exists():
-        raise ImageError(f"{path}: no such image file")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a folder, not an image file")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path}: empty file (0 bytes), not an image")
+    source: Path | io.BytesIO
+    if isinstance(path, ImageBytes):
+        name, head = path.name, path.data[:16]
+        if not path.data:
+            raise ImageError(f"{name}: empty file (0 bytes), not an image")
+        source = io.BytesIO(path.data)
+        max_pixels = MAX_UPLOAD_PIXELS if max_pixels is None else max_pixels
+    else:
+        source = Path(path)
+        name = str(source)
+        if not source.exists():
+            raise ImageError(f"{name}: no such image file")
+        if source.is_dir():
+            raise ImageError(f"{name}: is a folder, not an image file")
+        if source.stat().st_size == 0:
+            raise ImageError(f"{name}: empty file (0 bytes), not an image")
+        with source.open("rb") as handle:
+            head = handle.read(16)
     try:
-        with Image.open(path) as opened:
+        with Image.open(source) as opened:
+            if max_pixels is not None and opened.width * opened.height > max_pixels:
+                raise ImageError(
+                    f"{name}: image of {opened.width} x {opened.height} pixels, more than the "
+                    f"{max_pixels} allowed"
+                )
             opened.load()
             picture = ImageOps.exif_transpose(opened)
             picture.load()
-            return _to_rgb(picture, path)
+            return _to_rgb(picture, name)
     except UnidentifiedImageError:
-        with path.open("rb") as handle:
-            kind = _signature_format(handle.read(16))
+        kind = _signature_format(head)
         if kind is None:
-            raise ImageError(f"{path}: not an image file (cannot identify its format)") from None
+            raise ImageError(f"{name}: not an image file (cannot identify its format)") from None
         raise ImageError(
-            f"{path}: truncated or corrupt image (starts like a {kind} file but its header "
+            f"{name}: truncated or corrupt image (starts like a {kind} file but its header "
             "cannot be read)"
         ) from None
     except ImageError:
         raise
     except Image.DecompressionBombError as err:
-        raise ImageError(f"{path}: image too large to decode ({_detail(err)})") from None
+        raise ImageError(f"{name}: image too large to decode ({_detail(err)})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise ImageError(f"{path}: truncated or corrupt image ({_detail(err)})") from None
+        raise ImageError(f"{name}: truncated or corrupt image ({_detail(err)})") from None
 
 
 def _grey_to_8bit(picture: Image.Image) -> Image.Image:
@@ -139,7 +188,7 @@ def _on_white(picture: Image.Image) -> Image.Image:
     return Image.alpha_composite(white, rgba).convert("RGB")
 
 
-def _to_rgb(picture: Image.Image, path: Path) -> Image.Image:
+def _to_rgb(picture: Image.Image, path: str) -> Image.Image:
     """``picture`` as a new RGB image (see the module docstring)."""
     mode = picture.mode
     if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):

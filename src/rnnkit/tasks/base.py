@@ -324,6 +324,11 @@ class Predictor(ABC, Generic[In, Out]):
     task: Task
     model: nn.Module
 
+    input_kind: ClassVar[Literal["text", "image", "series"]] = "text"
+    """What one input is, for the server and its page: a text, an image or a series."""
+    json_input: ClassVar[Any] = str
+    """The type of one input's JSON form (a type pydantic reads), for the server's schema."""
+
     def parse(self, text: str) -> In:
         """An input from its text form (a command-line argument or a line of ``--input``)."""
         return text  # type: ignore[return-value]
@@ -349,6 +354,11 @@ class Predictor(ABC, Generic[In, Out]):
         if not isinstance(value, str):
             raise TaskError(f"{name}: expected a string, got {json_kind(value)}")
         return self.parse(value)
+
+    def input_tokens(self, inp: In) -> int | None:
+        """How many tokens the model reads for ``inp`` (the server's ``--max-tokens`` limit);
+        None when the input is not text (the default)."""
+        return None
 
     def export_onnx(self, folder: Path) -> dict[str, Any]:
         """Write the model as ONNX graphs (and what inference needs beside them) into

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.data.captions import CaptionExample
-from rnnkit.data.images import ImageError, file_digest, image_tensor, load_image
+from rnnkit.data.images import ImageBytes, ImageError, file_digest, image_tensor, load_image
 from rnnkit.io import load_safetensors, save_safetensors
 from rnnkit.models.image_encoders import ImageEncoder
 from rnnkit.tasks.base import TaskError
@@ -94,7 +94,7 @@ def _cache_file(folder: Path, sha: str) -> Path:
     return folder / sha[:2] / f"{sha}.safetensors"
 
 
-def pixels_of(path: Path, encoder: ImageEncoder) -> Tensor:
+def pixels_of(path: Path | ImageBytes, encoder: ImageEncoder) -> Tensor:
     """(3, H, W) normalised pixels of one image for ``encoder`` (resized without cropping).
 
     Raises:

@@ -4,6 +4,8 @@ search or sampling over many images at once, n-best, the attention of every hypo
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from rnnkit.data.images import ImageError, load_image
+from rnnkit.data.images import ImageBytes, ImageError, load_image
 from rnnkit.decoding import Hypothesis, SamplingConfig, SearchConfig, beam_search, sample
 from rnnkit.models.captioning_model import CaptioningModel
 from rnnkit.models.image_encoders import ImageEncoder
-from rnnkit.tasks.base import Predictor, TaskError, attention_plot_folder
+from rnnkit.tasks.base import Predictor, TaskError, attention_plot_folder, json_kind
 from rnnkit.tasks.captioning_features import pixels_of
 from rnnkit.tasks.decoding_options import sampling_options
 from rnnkit.training.device import flush_denormals
@@ -66,7 +68,7 @@ class Caption:
 def caption_images(
     task: CaptioningTask,
     model: nn.Module,
-    images: Sequence[Path],
+    images: Sequence[Path | ImageBytes],
     search: SearchConfig | None = None,
     *,
     sampling: SamplingConfig | None = None,
@@ -77,8 +79,8 @@ def caption_images(
     Args:
         task: the run's task (its vocabulary and length limit).
         model: the run's :class:`~rnnkit.tasks.captioning.CaptioningModel`.
-        images: image files (any format Pillow reads; converted to RGB, resized without
-            cropping).
+        images: image files, or files' bytes in memory (any format Pillow reads; converted to
+            RGB, resized without cropping).
         search: beam size, n-best, length limit, length penalty (default: beam 5).
         sampling: when given, draw ``search.n_best`` samples per image instead.
         batch_size: images encoded and decoded together.
@@ -96,7 +98,7 @@ def caption_images(
     pixels = []
     for k, path in enumerate(images, 1):
         try:
-            pixels.append(pixels_of(Path(path), encoder))
+            pixels.append(pixels_of(path if isinstance(path, ImageBytes) else Path(path), encoder))
         except ImageError as err:
             raise TaskError(f"input {k}: {err}") from None
     generator = None
@@ -143,15 +145,34 @@ def _caption(task: CaptioningTask, hyp: Hypothesis) -> Caption:
     )
 
 
-class CaptioningPredictor(Predictor[Path, list[Caption]]):
-    """Image files in; for each, its n-best captions with scores, words and attention."""
+class CaptioningPredictor(Predictor[Path | ImageBytes, list[Caption]]):
+    """Image files (or their bytes) in; for each, its n-best captions with scores, words and
+    attention."""
 
     task: CaptioningTask
+    input_kind = "image"
 
     def parse(self, text: str) -> Path:
         return Path(text)
 
-    def predict(self, inputs: Sequence[Path], options: Mapping[str, Any]) -> list[list[Caption]]:
+    def from_json(self, value: Any, name: str) -> ImageBytes:
+        """An image from JSON: its file's bytes in base64, or a ``data:image/...;base64,`` URL.
+
+        Raises:
+            TaskError: not a string, or not base64 (the image itself is checked when read).
+        """
+        if not isinstance(value, str):
+            raise TaskError(f"{name}: expected an image file in base64, got {json_kind(value)}")
+        text = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise TaskError(f"{name}: not base64 (give the image file's bytes in base64)") from None
+        return ImageBytes(name, data)
+
+    def predict(
+        self, inputs: Sequence[Path | ImageBytes], options: Mapping[str, Any]
+    ) -> list[list[Caption]]:
         plots = attention_plot_folder(
             options,
             None
@@ -175,7 +196,7 @@ class CaptioningPredictor(Predictor[Path, list[Caption]]):
             return text(output[0])
         return "\n".join(f"{k}\t{c.score:.4f}\t{text(c)}" for k, c in enumerate(output, 1))
 
-    def to_json(self, inp: Path, output: list[Caption]) -> Any:
+    def to_json(self, inp: Path | ImageBytes, output: list[Caption]) -> Any:
         """``{"image": path, "captions": [{"caption", "tokens", "score", "attention"}, ...],
         "grid": [Hg, Wg]}``."""
         encoder = self.model.encoder
@@ -184,7 +205,10 @@ class CaptioningPredictor(Predictor[Path, list[Caption]]):
         return {"image": str(inp), "captions": [c.to_dict() for c in output], "grid": grid}
 
     def write_files(
-        self, inputs: Sequence[Path], outputs: Sequence[list[Caption]], options: Mapping[str, Any]
+        self,
+        inputs: Sequence[Path | ImageBytes],
+        outputs: Sequence[list[Caption]],
+        options: Mapping[str, Any],
     ) -> list[Path]:
         """``--attention-plot DIR``: the word-by-word attention of each image's best caption
         (DIR/001.png), or with ``--plot-all`` of every hypothesis (DIR/001-1.png, ...)."""

@@ -74,10 +74,20 @@ class ClassificationPredictor(Predictor[str, Prediction]):
             )
         return out
 
+    def export_onnx(self, folder: Path) -> dict[str, Any]:
+        """``classifier.onnx`` and the tokeniser (:mod:`rnnkit.tasks.classification_export`)."""
+        from rnnkit.tasks.classification_export import export_classifier
+
+        return export_classifier(self.task, self.model, folder)
+
     def format(self, output: Prediction) -> str:
         """``label<TAB>class p, class p, ...`` (probabilities to 3 decimals, class order)."""
         probs = ", ".join(f"{label} {p:.3f}" for label, p in output.probabilities.items())
         return f"{output.label}\t{probs}"
+
+    def input_tokens(self, inp: str) -> int:
+        """The text's tokens as the model reads them."""
+        return len(self.task.tokens_of(inp))
 
     def to_json(self, inp: str, output: Prediction) -> Any:
         body: dict[str, Any] = {

@@ -115,6 +115,8 @@ class ForecastPredictor(Predictor[History, Forecast]):
     """
 
     task: ForecastingTask
+    input_kind = "series"
+    json_input = str | dict[str, list[Any] | str]
 
     def parse(self, text: str) -> Path:
         return Path(text.strip())

@@ -620,9 +620,19 @@ class LanguageModelPredictor(Predictor[str, NextTokens]):
             results.append(NextTokens(pieces, candidates))
         return results
 
+    def export_onnx(self, folder: Path) -> dict[str, Any]:
+        """The logits graph and the tokeniser (:mod:`rnnkit.tasks.language_model_export`)."""
+        from rnnkit.tasks.language_model_export import export_language_model
+
+        return export_language_model(self.task, self.model, folder, DEFAULT_TOP_K)
+
     def format(self, output: NextTokens) -> str:
         """One ``token<TAB>probability`` line per candidate, most likely first."""
         return "\n".join(f"{c.text}\t{c.probability:.4f}" for c in output.candidates)
+
+    def input_tokens(self, inp: str) -> int:
+        """The prompt's tokens under the run's tokeniser."""
+        return len(self.task.tokenizer.encode(inp))
 
     def to_json(self, inp: str, output: NextTokens) -> Any:
         return {"input": inp, **to_json(output)}

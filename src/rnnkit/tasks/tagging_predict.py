@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rnnkit.data.conll import punctuation_words, restore_punctuation
@@ -50,12 +51,22 @@ class TaggingPredictor(Predictor[list[str], Tagged]):
             for tokens, (ids, probs) in zip(inputs, found, strict=True)
         ]
 
+    def export_onnx(self, folder: Path) -> dict[str, Any]:
+        """``tagger.onnx`` and the vocabularies (:mod:`rnnkit.tasks.tagging_export`)."""
+        from rnnkit.tasks.tagging_export import export_tagger
+
+        return export_tagger(self.task, self.model, folder)
+
     def format(self, output: Tagged) -> str:
         """``token/TAG`` pairs; for punctuation tags the restored text first, on its own line."""
         pairs = " ".join(f"{t}/{g}" for t, g in zip(output.tokens, output.tags, strict=True))
         if self.task.punctuation_tags():
             return restore_punctuation(output.tokens, output.tags) + "\n" + pairs
         return pairs
+
+    def input_tokens(self, inp: list[str]) -> int:
+        """The sentence's words (one tag each)."""
+        return len(inp)
 
     def to_json(self, inp: list[str], output: Tagged) -> Any:
         out: dict[str, Any] = {

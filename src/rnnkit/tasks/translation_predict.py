@@ -172,6 +172,12 @@ class TranslationPredictor(Predictor[str, list[Translation]]):
             self.task, self.model, inputs, search, sampling=sampling, max_source_tokens=bound
         )
 
+    def export_onnx(self, folder: Path) -> dict[str, Any]:
+        """The encoder and decoder-step graphs and the tokenisers (:mod:`.translation_export`)."""
+        from rnnkit.tasks.translation_export import export_translation
+
+        return export_translation(self.task, self.model, folder)
+
     def format(self, output: list[Translation]) -> str:
         """The translation; for n-best lists one ``rank<TAB>score<TAB>text`` line each (the CLI
         puts a blank line between inputs); one cut at the length limit ends in ``[truncated]``."""
@@ -182,6 +188,10 @@ class TranslationPredictor(Predictor[str, list[Translation]]):
         if len(output) == 1:
             return text(output[0])
         return "\n".join(f"{k}\t{t.score:.4f}\t{text(t)}" for k, t in enumerate(output, 1))
+
+    def input_tokens(self, inp: str) -> int:
+        """The source sentence's tokens under the run's source tokeniser."""
+        return len(self.task.tokenizers[0].encode(inp))
 
     def to_json(self, inp: str, output: list[Translation]) -> Any:
         return {"input": inp, "translations": [to_json(t.to_dict()) for t in output]}
