@@ -222,6 +222,7 @@ def create_app(runs: Sequence[Path | str], config: ServeConfig | None = None) ->
         lifespan=lifespan,
         responses={413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
     )
+    app.state.runs = served  # name -> ServedRun, for tools and tests
     for run in served.values():
         run.batcher.on_batch = metrics.batch.labels(run.name).observe
 

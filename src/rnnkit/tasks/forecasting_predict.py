@@ -150,8 +150,8 @@ class ForecastPredictor(Predictor[History, Forecast]):
                     first = pd.Timestamp(start)
                 except ValueError:
                     raise TaskError(f"{name}: 'start' is not a date: {start!r}") from None
-                times = future_times(first, freq, lengths.pop() + 1)
-                columns[d.time_column] = [first, *times[:-1]]
+                steps = lengths.pop()
+                columns[d.time_column] = [first, *future_times(first, freq, steps - 1)][:steps]
             for key, column in columns.items():
                 if not isinstance(column, list):
                     raise TaskError(f"{name}.{key}: expected an array, got {json_kind(column)}")
@@ -196,6 +196,12 @@ class ForecastPredictor(Predictor[History, Forecast]):
             result = task.forecast_from(model, history, options.get("horizon"))
             forecasts.append(Forecast(history, result, None if output is None else Path(output)))
         return forecasts
+
+    def export_onnx(self, folder: Path) -> dict[str, Any]:
+        """``forecaster.onnx`` and the series facts (:mod:`rnnkit.tasks.forecasting_export`)."""
+        from rnnkit.tasks.forecasting_export import export_forecaster
+
+        return export_forecaster(self.task, self.model, folder)
 
     def format(self, output: Forecast) -> str:
         """The forecast as CSV (header and H rows), or "" when it goes to ``--output``."""
