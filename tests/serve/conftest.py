@@ -17,19 +17,19 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from rnnkit import api  # noqa: E402
-from rnnkit.config import RunConfig  # noqa: E402
-from rnnkit.serve import ServeConfig, create_app  # noqa: E402
-from rnnkit.tasks.run import build_run_config  # noqa: E402
-from tests.tasks import test_captioning as captioning  # noqa: E402
-from tests.tasks import test_classification as classification  # noqa: E402
-from tests.tasks import test_forecasting as forecasting  # noqa: E402
-from tests.tasks import test_language_model as language_model  # noqa: E402
-from tests.tasks import test_tagging as tagging  # noqa: E402
-from tests.tasks import test_translation as translation  # noqa: E402
-from tests.tasks.test_tagging import next_word_sentences, write_conll  # noqa: E402
+from rnnkit import api
+from rnnkit.config import RunConfig
+from rnnkit.serve import ServeConfig, create_app
+from rnnkit.tasks.run import build_run_config
+from tests.tasks import test_captioning as captioning
+from tests.tasks import test_classification as classification
+from tests.tasks import test_forecasting as forecasting
+from tests.tasks import test_language_model as language_model
+from tests.tasks import test_tagging as tagging
+from tests.tasks import test_translation as translation
+from tests.tasks.test_tagging import next_word_sentences, write_conll
 
 
 def _configs(folder: Path) -> dict[str, RunConfig]:

@@ -147,13 +147,14 @@ def test_forecasting_reads_csv_text_and_columns_alike(
         {"inputs": [text], "horizon": 4},
         {"inputs": [{"month": months, "sales": sales}], "horizon": 4},
         {"inputs": [{"start": months[0], "sales": sales}], "horizon": 4},
+        {"inputs": [{"start": months[0], "values": sales}], "horizon": 4},
     ]
     found = []
     for body in bodies:
         response = client.post("/v1/forecasting/predict", json=body)
         assert response.status_code == 200, response.text
         found.append(response.json()["outputs"][0]["output"])
-    assert found[0] == found[1] == found[2]
+    assert found[0] == found[1] == found[2] == found[3]
     assert found[0]["month"] == ["2006-01-01", "2006-02-01", "2006-03-01", "2006-04-01"]
     assert all(
         lo <= f <= hi

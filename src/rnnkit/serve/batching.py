@@ -55,6 +55,7 @@ class Batcher:
     on_batch: Callable[[int], None] = lambda n: None
     _queue: asyncio.Queue[_Request] | None = field(default=None, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _bound: asyncio.AbstractEventLoop | None = field(default=None, init=False)
     _pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="rnnkit-run"),
         init=False,
@@ -62,11 +63,13 @@ class Batcher:
 
     async def submit(self, inputs: Sequence[Any], options: Mapping[str, Any]) -> list[Any]:
         """The outputs of ``inputs`` under ``options``, computed in a batch with others."""
-        if self._queue is None:
-            self._queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._bound is not loop:  # first call, or a new event loop
+            self._queue, self._bound = asyncio.Queue(), loop
+            self._task = None
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._loop())
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+            self._task = loop.create_task(self._loop())
+        future: asyncio.Future[list[Any]] = loop.create_future()
         key = json.dumps(dict(options), sort_keys=True, default=str)
         await self._queue.put(_Request(key, inputs, options, future))
         return await future

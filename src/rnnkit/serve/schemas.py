@@ -100,7 +100,10 @@ def option_fields(predictor: Predictor[Any, Any]) -> list[Option]:
     found = [
         o
         for o in task.predict_options
-        if o.type is not Path and o.name != task.input_option and o.type in _JSON_TYPES
+        if o.type is not Path
+        and not o.files_only
+        and o.name != task.input_option
+        and o.type in _JSON_TYPES
     ]
     if isinstance(predictor, TextGenerator):
         names = {o.name for o in found}

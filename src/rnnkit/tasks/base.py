@@ -85,6 +85,8 @@ class Option:
         help: one line for ``--help``, with the default.
         metavar: the value's placeholder in ``--help``.
         choices: the allowed values, if limited.
+        files_only: the option only shapes files :meth:`Predictor.write_files` writes, so the
+            server does not offer it (file paths themselves never are).
     """
 
     name: str
@@ -93,6 +95,7 @@ class Option:
     help: str = ""
     metavar: str | None = None
     choices: tuple[Any, ...] | None = None
+    files_only: bool = False
 
 
 @dataclass(frozen=True)

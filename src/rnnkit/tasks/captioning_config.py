@@ -179,6 +179,7 @@ PREDICTION_OPTIONS: tuple[Option, ...] = (
         "--plot-all",
         bool,
         "with --attention-plot, draw every hypothesis of --nbest, not only the best",
+        files_only=True,
     ),
 )
 """The options of ``rnnkit predict`` on a captioning run."""

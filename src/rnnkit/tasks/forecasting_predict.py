@@ -124,8 +124,8 @@ class ForecastPredictor(Predictor[History, Forecast]):
     def from_json(self, value: Any, name: str) -> TimeSeries:
         """A history from JSON: CSV text with the run's columns (a header line, then rows), or an
         object of columns, ``{"<time column>": [...], "<target>": [...]}`` (the shape of the
-        output's table), where ``"start"`` may stand in for the time column: the steps then
-        follow it at the run's frequency.
+        output's table), where ``"start"`` may stand in for the time column (the steps then
+        follow it at the run's frequency) and ``"values"`` for the target of a one-series run.
 
         Raises:
             TaskError: anything else, or a series the run cannot read (naming ``name``).
@@ -139,6 +139,8 @@ class ForecastPredictor(Predictor[History, Forecast]):
                 raise TaskError(f"{name}: not CSV text: {str(err).splitlines()[0]}") from None
         elif isinstance(value, dict):
             columns = dict(value)
+            if "values" in columns and len(d.targets) == 1 and d.targets[0] not in columns:
+                columns[d.targets[0]] = columns.pop("values")  # one series: "values" names it
             start = columns.pop("start", None)
             if start is not None and d.time_column not in columns:
                 lengths = {len(v) for v in columns.values() if isinstance(v, list)}
