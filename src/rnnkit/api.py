@@ -21,6 +21,7 @@ from torch import nn
 
 from rnnkit.config import ConfigError, RunConfig
 from rnnkit.decoding.search import SamplingConfig
+from rnnkit.export.folder import export_run, read_export_config
 from rnnkit.tasks.base import Predictor, Report, Task, TextGenerator
 from rnnkit.tasks.registry import get_task, task_names
 from rnnkit.tasks.run import (
@@ -43,10 +44,12 @@ __all__ = [
     "build_run_config",
     "compare",
     "evaluate",
+    "export",
     "generate",
     "load_config",
     "load_predictor",
     "load_run",
+    "load_runtime",
     "predict",
     "read_run_config",
     "run_task",
@@ -161,7 +164,10 @@ def _set_run_threads(run: LoadedRun, threads: int | None) -> None:
 
 
 def run_task(run_dir: Path) -> type[Task]:
-    """The task class of a run folder (read from its ``config.yaml``)."""
+    """The task class of a run folder (read from its ``config.yaml``) or of an ONNX export."""
+    exported = read_export_config(run_dir)
+    if exported is not None and not (run_dir / "config.yaml").is_file():
+        return get_task(str(exported.get("task")))
     return get_task(read_run_config(run_dir).task)
 
 
@@ -271,3 +277,31 @@ def load_predictor(
     predictor: Predictor[Any, Any] = _load_predictor(run_dir, weights)
     set_threads(predictor.model, threads, predictor.task.config.train.batch_size)
     return predictor
+
+
+def export(
+    run_dir: Path, out: Path, weights: Weights = "best", *, format: str = "onnx"
+) -> list[Path]:
+    """Export a run as ONNX graphs into ``out`` (:func:`rnnkit.export.export_run`); returns
+    the files written, ``config.json`` first.
+
+    Raises:
+        ValueError: an unknown format, a task that cannot be exported, or a bad ``out``.
+    """
+    if format != "onnx":
+        raise ValueError(f"unknown export format {format!r}; valid formats: onnx")
+    return export_run(run_dir, out, weights)
+
+
+def load_runtime(folder: Path, weights: Weights = "best", *, threads: int | None = None) -> Any:
+    """The torch-free predictor (:mod:`rnnkit.runtime`) of an export folder, or of a run folder,
+    exported first into ``RUN/onnx`` when that is missing (``weights`` picks the weights then).
+    """
+    from rnnkit import runtime
+
+    if read_export_config(folder) is None and (folder / "config.yaml").is_file():
+        target = folder / "onnx"
+        if read_export_config(target) is None:
+            export_run(folder, target, weights)
+        folder = target
+    return runtime.load(folder, threads)

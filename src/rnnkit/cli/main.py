@@ -191,13 +191,18 @@ def _read_inputs(args: argparse.Namespace, extra: Any) -> list[str]:
 def _predict(args: argparse.Namespace) -> int:
     from rnnkit import api
 
-    predictor = api.load_predictor(Path(args.run), args.weights, threads=args.threads)
     options = _options(args, args.task_options)
-    input_option = type(predictor.task).input_option
+    predictor: Any
+    if args.engine == "onnx":
+        predictor = api.load_runtime(Path(args.run), args.weights, threads=args.threads)
+        input_option = predictor.input_option
+    else:
+        predictor = api.load_predictor(Path(args.run), args.weights, threads=args.threads)
+        input_option = type(predictor.task).input_option
     texts = _read_inputs(args, options.get(input_option) if input_option else None)
     inputs = [predictor.parse(text) for text in texts]
     outputs = predictor.predict(inputs, options)
-    files = predictor.write_files(inputs, outputs, options)
+    files = [] if args.engine == "onnx" else predictor.write_files(inputs, outputs, options)
     if args.json:
         from rnnkit.tasks.base import dumps
 
@@ -315,6 +320,13 @@ def build_parser(task: Any = None, verb: str | None = None) -> argparse.Argument
     )
     predict.add_argument("--json", action="store_true", help="print a JSON list, one per input")
     predict.add_argument("--weights", choices=["best", "final"], default="best", help=WEIGHTS_HELP)
+    predict.add_argument(
+        "--engine",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="torch (default), or onnx: onnxruntime on an export folder (RUN may be one; a run "
+        "folder is exported into RUN/onnx first when that is missing)",
+    )
     add_threads_option(predict)
     predict.set_defaults(handler=_predict, task_options=[])
 
@@ -376,10 +388,12 @@ def build_parser(task: Any = None, verb: str | None = None) -> argparse.Argument
         chosen.set_defaults(task_options=_add_task_options(chosen, verb, task))
 
     from rnnkit.cli import data, diagnose, serve
+    from rnnkit.cli import export as export_verb
 
     data.add_parsers(verbs)
     diagnose.add_parser(verbs)
     serve.add_parser(verbs)
+    export_verb.add_parser(verbs)
     return parser
 
 

@@ -185,6 +185,12 @@ class CaptioningPredictor(Predictor[Path | ImageBytes, list[Caption]]):
         search, sampling = self.task.search(options), sampling_options(options)
         return caption_images(self.task, self.model, inputs, search, sampling=sampling)
 
+    def export_onnx(self, folder: Path) -> dict[str, Any]:
+        """The image encoder and decoder-step graphs and the vocabulary (``captioning_export``)."""
+        from rnnkit.tasks.captioning_export import export_captioning
+
+        return export_captioning(self.task, self.model, folder)
+
     def format(self, output: list[Caption]) -> str:
         """The caption; for n-best lists one ``rank<TAB>score<TAB>caption`` line each; one cut
         at the length limit ends in ``[truncated]``."""

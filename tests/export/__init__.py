@@ -1,0 +1,38 @@
+"""Tests of ``rnnkit export`` and the torch-free runtime (:mod:`rnnkit.runtime`)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def json_close(got: Any, want: Any, tol: float = 1e-4) -> bool:
+    """Whether two decoded JSON values are equal, floats within ``tol`` (absolute)."""
+    if isinstance(want, float) or isinstance(got, float):
+        if got is None or want is None:
+            return got is want
+        return math.isclose(float(got), float(want), rel_tol=0.0, abs_tol=tol)
+    if isinstance(want, dict):
+        return (
+            isinstance(got, dict)
+            and got.keys() == want.keys()
+            and all(json_close(got[k], want[k], tol) for k in want)
+        )
+    if isinstance(want, list):
+        return (
+            isinstance(got, list)
+            and len(got) == len(want)
+            and all(json_close(g, w, tol) for g, w in zip(got, want, strict=True))
+        )
+    return bool(got == want)
+
+
+def max_diff(got: Any, want: Any) -> float:
+    """The largest absolute difference between the floats of two JSON values of one shape."""
+    if isinstance(want, dict):
+        return max((max_diff(got[k], want[k]) for k in want), default=0.0)
+    if isinstance(want, list):
+        return max((max_diff(g, w) for g, w in zip(got, want, strict=True)), default=0.0)
+    if isinstance(want, float) and isinstance(got, float):
+        return abs(got - want)
+    return 0.0
