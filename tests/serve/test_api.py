@@ -174,6 +174,54 @@ def test_generation_writes_text_after_the_prompt(client: TestClient) -> None:
     assert len(first["text"]) > len("And God")
 
 
+def test_uploads_answer_as_json_inputs_do(
+    client: TestClient, served_runs: dict[str, Path], sample_image: Path
+) -> None:
+    files = [("files", ("circle.png", sample_image.read_bytes(), "image/png"))]
+    response = client.post(
+        "/v1/captioning/upload", files=files, data={"options": '{"beam_size": 2}'}
+    )
+    assert response.status_code == 200, response.text
+    uploaded = response.json()["outputs"][0]
+    posted = client.post(
+        "/v1/captioning/predict", json={"inputs": [image_b64(sample_image)], "beam_size": 2}
+    ).json()["outputs"][0]
+    assert uploaded == {**posted, "image": "circle.png"}
+    series = [("files", ("sales.csv", series_csv(served_runs).encode(), "text/csv"))]
+    response = client.post(
+        "/v1/forecasting/upload", files=series, data={"options": '{"horizon": 2}'}
+    )
+    assert response.json()["outputs"][0]["output"]["month"] == ["2006-01-01", "2006-02-01"]
+
+
+@pytest.mark.parametrize(
+    ("run", "content", "options", "detail"),
+    [
+        ("tagging", b"\xff\xfe", "{}", "t.txt: not UTF-8 text"),
+        (
+            "tagging",
+            b"a b",
+            "{",
+            "options: not JSON (Expecting property name enclosed in double quotes)",
+        ),
+        ("tagging", b"a b", "[]", "options: expected a JSON object"),
+        ("tagging", b"a b", '{"beam_size": 2}', "beam_size: Extra inputs are not permitted"),
+        (
+            "captioning",
+            b"GIF89a",
+            "{}",
+            "input 1: t.txt: truncated or corrupt image (starts like a GIF file but its header cannot be read)",
+        ),
+    ],
+)
+def test_bad_uploads_get_one_line(
+    client: TestClient, run: str, content: bytes, options: str, detail: str
+) -> None:
+    files = [("files", ("t.txt", content, "text/plain"))]
+    response = client.post(f"/v1/{run}/upload", files=files, data={"options": options})
+    assert (response.status_code, response.json()) == (422, {"detail": detail})
+
+
 # ------------------------------------------------------------------------ bad requests
 
 

@@ -139,6 +139,20 @@ def test_raw_bytes_and_odd_paths_never_fail_the_server(
         _check(client.post(f"/v1/{run}/predict", content=body, headers={"content-type": kind}))
 
     check()
+
+    @settings(max_examples=60, deadline=None, derandomize=True)
+    @given(
+        st.sampled_from(RUNS),
+        st.lists(st.binary(max_size=300), max_size=3),
+        text | json_values.map(json.dumps),
+    )
+    def upload(run: str, contents: list[bytes], options: str) -> None:
+        files = [
+            ("files", (f"f{k}", c, "application/octet-stream")) for k, c in enumerate(contents)
+        ]
+        _check(client.post(f"/v1/{run}/upload", files=files, data={"options": options}))
+
+    upload()
     for path in ("/", "/v1/runs", "/health", "/metrics", "/openapi.json", "/static/../x"):
         assert client.get(path).status_code < 500
 

@@ -6,6 +6,8 @@ Endpoints:
   "outputs": [...]}``, one output per input, each what ``rnnkit predict RUN --json`` prints for
   it (the predictor's ``to_json``). Each run has its own request model (its task's options), so
   the OpenAPI schema (``/openapi.json``, ``/docs``) documents every run.
+- ``POST /v1/{run}/upload``: the same with the inputs as uploaded files (``multipart/form-data``:
+  ``files``, and the options as JSON text in ``options``): images, CSV files, text files.
 - ``GET /v1/runs``: the loaded runs, their task, input kind, options and config.
 - ``GET /health``; ``GET /metrics`` (Prometheus text, :mod:`rnnkit.serve.metrics`).
 - ``GET /``: the page that shows the attention (``rnnkit/serve/static``).
@@ -22,6 +24,8 @@ timeout, and 500 only for a fault of the server itself.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import re
 import time
@@ -32,10 +36,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rnnkit import api
@@ -270,7 +274,9 @@ def create_app(runs: Sequence[Path | str], config: ServeConfig | None = None) ->
             return JSONResponse({"detail": f"no static file '{name}'"}, status_code=404)
         return FileResponse(path)
 
-    async def answer(run: ServedRun, body: BaseModel) -> dict[str, Any]:
+    async def answer(
+        run: ServedRun, body: BaseModel, names: Sequence[str] | None = None
+    ) -> dict[str, Any]:
         nonlocal in_flight
         started = time.perf_counter()
         status = "200"
@@ -287,7 +293,7 @@ def create_app(runs: Sequence[Path | str], config: ServeConfig | None = None) ->
         in_flight += 1
         metrics.in_flight.inc()
         try:
-            inputs, options = _check(run, body, config)
+            inputs, options = _check(run, body, config, names)
             try:
                 outputs = await asyncio.wait_for(
                     run.batcher.submit(inputs, options), config.timeout_s
@@ -333,6 +339,17 @@ def create_app(runs: Sequence[Path | str], config: ServeConfig | None = None) ->
             tags=[run.predictor.task.name],
         )
 
+    for run in served.values():
+        app.add_api_route(
+            f"/v1/{run.name}/upload",
+            _upload(run, answer),
+            methods=["POST"],
+            response_model=PredictResponse,
+            name=f"upload-{run.name}",
+            summary=f"{run.predictor.task.name}: {run.name}, inputs as uploaded files",
+            tags=[run.predictor.task.name],
+        )
+
     @app.post("/v1/{name}/predict", include_in_schema=False)
     async def unknown(name: str) -> JSONResponse:
         loaded = ", ".join(served)
@@ -355,10 +372,49 @@ def _endpoint(run: ServedRun, answer: Any) -> Any:
     return predict
 
 
+def _upload(run: ServedRun, answer: Any) -> Any:
+    """The upload route of ``run``: ``multipart/form-data`` with the inputs as ``files`` (an
+    image file each for a captioning run, a CSV file each for a series, a text file of one input
+    for text runs) and the options as JSON text in the form field ``options``."""
+
+    async def upload(
+        files: list[UploadFile] = File(..., description="one input per file"),  # noqa: B008
+        options: str = Form("{}", description='the options as JSON, e.g. {"beam_size": 3}'),
+    ) -> dict[str, Any]:
+        inputs, names = [], []
+        for k, file in enumerate(files):
+            data = await file.read()
+            names.append(file.filename or f"files[{k}]")
+            if run.predictor.input_kind == "image":
+                inputs.append(base64.b64encode(data).decode("ascii"))
+                continue
+            try:
+                inputs.append(data.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise RequestError(422, f"{names[-1]}: not UTF-8 text", "invalid") from None
+        try:
+            given = json.loads(options)
+        except json.JSONDecodeError as err:
+            raise RequestError(422, f"options: not JSON ({err.msg})", "invalid") from None
+        if not isinstance(given, dict):
+            raise RequestError(422, "options: expected a JSON object", "invalid")
+        try:
+            body = run.model.model_validate({**given, "inputs": inputs})
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"]) or "options"
+            raise RequestError(422, f"{loc}: {first['msg']}", "invalid") from None
+        result: dict[str, Any] = await answer(run, body, names)
+        return result
+
+    return upload
+
+
 def _check(
-    run: ServedRun, body: BaseModel, config: ServeConfig
+    run: ServedRun, body: BaseModel, config: ServeConfig, names: Sequence[str] | None = None
 ) -> tuple[list[Any], dict[str, Any]]:
-    """The request's inputs (read by the predictor) and options, or a 422 naming the limit."""
+    """The request's inputs (read by the predictor) and options, or a 422 naming the limit;
+    ``names``: what to call each input (an upload's file names; default ``inputs[i]``)."""
     values = body.model_dump()
     raw = values.pop("inputs")
     options = {k: v for k, v in values.items() if v is not None}
@@ -386,7 +442,7 @@ def _check(
     predictor = run.predictor
     inputs, longest = [], 0
     for i, value in enumerate(raw):
-        name = f"inputs[{i}]"
+        name = names[i] if names is not None and i < len(names) else f"inputs[{i}]"
         text = predictor.input_kind == "text" and isinstance(value, str)
         if text and len(value) > config.max_chars:
             raise RequestError(
