@@ -1,9 +1,21 @@
-"""Tests of ``rnnkit export`` and the torch-free runtime (:mod:`rnnkit.runtime`)."""
+"""Tests of ``rnnkit export`` and the torch-free runtime (:mod:`rnnkit.runtime`); the helpers
+they share."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+
+def cli_exports() -> bool:
+    """Whether the CLI has the ``export`` verb (``rnnkit export --help`` exits 0)."""
+    from rnnkit.cli.main import main
+
+    try:
+        main(["export", "--help"])
+    except SystemExit as stop:
+        return stop.code == 0
+    return True
 
 
 def json_close(got: Any, want: Any, tol: float = 1e-4) -> bool:

@@ -15,11 +15,12 @@ import torch
 
 from rnnkit.cli.main import main
 from rnnkit.models.classifier import POOLINGS, TextClassifier, TextClassifierConfig
-from rnnkit.runtime.classification import ClassificationRuntime, Tokenizer
+from rnnkit.runtime import tokenizer
+from rnnkit.runtime.classification import ClassificationRuntime
 from rnnkit.tasks.classification import pad_ids
 from rnnkit.tasks.classification_export import ClassifierGraph
 from rnnkit.tasks.run import load_predictor
-from tests.export import json_close
+from tests.export import cli_exports, json_close
 from tests.tasks.test_classification import config
 
 TEXTS = [
@@ -143,7 +144,7 @@ def test_runtime_answers_as_the_torch_predictor(exported: tuple[Path, Path]) -> 
 def test_runtime_tokenizer_matches_the_runs(exported: tuple[Path, Path]) -> None:
     run, out = exported
     task = load_predictor(run, "best").task
-    tok = Tokenizer(out / "tokenizer.json")
+    tok = tokenizer.load(out / "tokenizer.json")
     for text in [*TEXTS, "  Ünïcode\u2581spaces\t and  ﬁ ligatures!"]:
         assert tok.encode(text) == task.tokenizer.encode(text)
         assert tok.pieces(text) == task.tokenizer.pieces(text)
@@ -158,15 +159,6 @@ def test_runtime_refuses_empty_text_and_the_attention_plot(exported: tuple[Path,
         match=r"^--attention-plot is not supported by the onnx engine; use --engine torch$",
     ):
         predictor.predict(["good"], {"attention_plot": Path("plots")})
-
-
-def cli_exports() -> bool:
-    """Whether the CLI has the ``export`` verb (``rnnkit export --help`` exits 0)."""
-    try:
-        main(["export", "--help"])
-    except SystemExit as stop:
-        return stop.code == 0
-    return True
 
 
 def test_cli_export_then_predict_with_the_onnx_engine(

@@ -23,6 +23,7 @@ from rnnkit.nn.distributions import student_t_icdf as torch_student_t_icdf
 from rnnkit.runtime.forecasting import ForecastingRuntime, combine, student_t_icdf
 from rnnkit.tasks.forecasting_export import ForecasterGraph
 from rnnkit.tasks.run import load_predictor
+from tests.export import cli_exports
 from tests.tasks.test_forecasting import monthly_csv, run_config, train_run
 
 L, H, C, P, K = 8, 4, 2, 1, 2
@@ -209,15 +210,6 @@ def test_runtime_errors(exported: tuple[Path, Path, Path], tmp_path: Path) -> No
         predictor.predict([gap], {})
     with pytest.raises(ValueError, match=rf"^{tmp_path / 'none.csv'}: no such file; "):
         predictor.predict([tmp_path / "none.csv"], {})
-
-
-def cli_exports() -> bool:
-    """Whether the CLI has the ``export`` verb (``rnnkit export --help`` exits 0)."""
-    try:
-        main(["export", "--help"])
-    except SystemExit as stop:
-        return stop.code == 0
-    return True
 
 
 def test_cli_export_then_predict_with_the_onnx_engine(

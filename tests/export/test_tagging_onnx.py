@@ -20,7 +20,7 @@ from rnnkit.models.tagger import SequenceTagger, SequenceTaggerConfig
 from rnnkit.runtime.tagging import TaggingRuntime, punctuation_words
 from rnnkit.tasks.run import load_predictor
 from rnnkit.tasks.tagging_export import TaggerGraph
-from tests.export import json_close
+from tests.export import cli_exports, json_close
 from tests.tasks.test_tagging import VERSES, config, next_word_sentences
 
 SENTENCES = ["a b c", "e d c b a a b", "b", "c c zz a", "d e"]
@@ -179,15 +179,6 @@ def test_punctuation_words_match_the_corpus_reader() -> None:
 
     for verse in [*VERSES, "Don't stop-it, O'Brien’s x_y 3rd!"]:
         assert punctuation_words(verse) == corpus_words(verse)
-
-
-def cli_exports() -> bool:
-    """Whether the CLI has the ``export`` verb (``rnnkit export --help`` exits 0)."""
-    try:
-        main(["export", "--help"])
-    except SystemExit as stop:
-        return stop.code == 0
-    return True
 
 
 def test_cli_export_then_predict_with_the_onnx_engine(

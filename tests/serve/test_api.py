@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from rnnkit import api
 from rnnkit.serve import ServeConfig, create_app
 from rnnkit.serve.app import ServedRun
+from rnnkit.serve.schemas import response_model
 from tests.serve.conftest import free_port
 
 SENTENCES = ["a red circle", "the cat", "a blue square on white", "blue"]
@@ -220,6 +221,31 @@ def test_bad_uploads_get_one_line(
     files = [("files", ("t.txt", content, "text/plain"))]
     response = client.post(f"/v1/{run}/upload", files=files, data={"options": options})
     assert (response.status_code, response.json()) == (422, {"detail": detail})
+
+
+def test_every_answer_fits_its_runs_response_model(
+    client: TestClient, served_runs: dict[str, Path], sample_image: Path
+) -> None:
+    bodies = {
+        "translation": {"inputs": SENTENCES, "n_best": 2},
+        "captioning": {"inputs": [image_b64(sample_image)], "n_best": 2},
+        "forecasting": {"inputs": [series_csv(served_runs)]},
+        "classification": {"inputs": SENTENCES},
+        "tagging": {"inputs": ["a b c"]},
+        "language_model": {"inputs": ["And God"]},
+    }
+    generation = {"inputs": ["And God"], "max_tokens": 3}
+    schema = client.get("/openapi.json").json()
+    runs = client.app.state.runs  # type: ignore[attr-defined]
+    for name, body in [*bodies.items(), ("language_model", generation)]:
+        answer = client.post(f"/v1/{name}/predict", json=body).json()
+        model = response_model(name, runs[name].predictor)
+        assert model.model_validate(answer).model_dump(exclude_none=True) == answer
+        ref = schema["paths"][f"/v1/{name}/predict"]["post"]["responses"]["200"]
+        assert ref["content"]["application/json"]["schema"]["$ref"].endswith(model.__name__)
+    components = schema["components"]["schemas"]
+    assert {"TranslationsJSON", "CaptionsJSON", "ForecastJSON", "PredictionJSON"} <= set(components)
+    assert {"TaggedJSON", "NextTokensJSON", "GeneratedText"} <= set(components)
 
 
 # ------------------------------------------------------------------------ bad requests

@@ -39,7 +39,13 @@ OPTIONS = (
 text = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=60
 )  # astral, control and combining characters included
-scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | text
+)
 json_values = st.recursive(
     scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
@@ -76,7 +82,7 @@ def requests(draw: Any, png: bytes, series: str) -> tuple[str, Any]:
         cut = st.integers(0, len(lines)).map(lambda n: "\n".join(lines[:n]))
         columns = st.dictionaries(
             st.sampled_from(["month", "sales", "start", "other"]),
-            st.lists(st.floats(allow_nan=False) | text, max_size=30) | text,
+            st.lists(st.floats(allow_nan=False, allow_infinity=False) | text, max_size=30) | text,
             max_size=3,
         )
         one = cut | columns | text

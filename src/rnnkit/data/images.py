@@ -1,25 +1,10 @@
 """Image files to RGB pictures and normalised tensors, with errors that name the file.
 
-:func:`load_image` reads any file Pillow can decode (PNG, JPEG, GIF, BMP, WebP, TIFF, ...) and
-returns it fully decoded, as an RGB image, the file closed:
-
-- the EXIF orientation tag of photographs is applied (the picture as a viewer shows it);
-- a multi-frame file (animated GIF or PNG) gives its first frame;
-- grey (``1``, ``L``) and palette (``P``) images become RGB; ``CMYK``, ``YCbCr`` and the other
-  colour spaces Pillow converts become RGB;
-- 16-bit grey (``I;16`` and its byte orders) is scaled to 8 bits (divided by 257); 32-bit
-  integer grey (``I``) is read as 16-bit when any value exceeds 255, else as 8-bit; float grey
-  (``F``) is clipped to 0..255;
-- anything with transparency (``RGBA``, ``LA``, ``PA``, a palette or grey image with a
-  transparent colour) is composited over a WHITE background, so a transparent pixel is white.
-
-Bad files raise :class:`ImageError`, a ``ValueError`` whose message starts with the path:
-
-- ``{path}: no such image file``
-- ``{path}: empty file (0 bytes), not an image``
-- ``{path}: not an image file (cannot identify its format)``
-- ``{path}: truncated or corrupt image ({detail})``: the decoder failed part way, or the file
-  starts with the signature of an image format but its header cannot be read.
+:func:`load_image`, :class:`ImageBytes` and :class:`ImageError` are those of
+:mod:`rnnkit.runtime.images` (torch-free, so a run and its ONNX export read a picture alike; its
+docstring lists the decoding rules and the messages): any file Pillow can decode, fully decoded
+as an RGB image with the EXIF orientation applied, the first frame of an animation, 16/32-bit
+and float grey scaled to 8 bits and transparency composited over white.
 
 :func:`image_tensor` squeezes the whole picture, without cropping, to the encoder's input size
 and normalises it, so that cell (i, j) of an H x W feature grid covers rows i/H..(i+1)/H and
@@ -30,15 +15,20 @@ bytes, the key of feature caches.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
+
+# Decoding and the pixels are the ONNX runtime's (torch-free) functions: a run and its export
+# read an image alike; this module adds the checks of image_tensor, the tensor and file digests.
+from rnnkit.runtime.images import MAX_UPLOAD_PIXELS as MAX_UPLOAD_PIXELS
+from rnnkit.runtime.images import ImageBytes as ImageBytes
+from rnnkit.runtime.images import ImageError as ImageError
+from rnnkit.runtime.images import image_pixels
+from rnnkit.runtime.images import load_image as load_image
 
 __all__ = [
     "MAX_UPLOAD_PIXELS",
@@ -48,160 +38,6 @@ __all__ = [
     "image_tensor",
     "load_image",
 ]
-
-_SIGNATURES: dict[bytes, str] = {
-    b"\x89PNG\r\n\x1a\n": "PNG",
-    b"\xff\xd8\xff": "JPEG",
-    b"GIF87a": "GIF",
-    b"GIF89a": "GIF",
-    b"BM": "BMP",
-    b"II*\x00": "TIFF",
-    b"MM\x00*": "TIFF",
-}
-_TRANSPARENT_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
-
-
-MAX_UPLOAD_PIXELS = 50_000_000
-"""The most pixels :func:`load_image` decodes from an :class:`ImageBytes` (about 150 MB as RGB):
-bytes come from uploads, and a small file can declare a huge picture."""
-
-
-class ImageError(ValueError):
-    """An image file that cannot be read; the message starts with the file's path."""
-
-
-@dataclass(frozen=True)
-class ImageBytes:
-    """An image file's bytes held in memory (an upload), read by :func:`load_image` as a file.
-
-    Attributes:
-        name: what to call it in messages and outputs (``inputs[0]``, an upload's file name).
-        data: the file's bytes.
-    """
-
-    name: str
-    data: bytes
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def _signature_format(head: bytes) -> str | None:
-    """The format whose magic bytes ``head`` starts with, if any."""
-    for magic, name in _SIGNATURES.items():
-        if head.startswith(magic):
-            return name
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WebP"
-    return None
-
-
-def _detail(err: BaseException) -> str:
-    """The first line of an exception's message, or its type name when it has none."""
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-def load_image(path: Path | ImageBytes, max_pixels: int | None = None) -> Image.Image:
-    """Read an image file into a fully decoded RGB picture (see the module docstring).
-
-    Args:
-        path: the image file, or an image file's bytes in memory.
-        max_pixels: refuse a picture of more pixels (width x height) before decoding it, e.g.
-            a small file that expands to gigabytes; None: :data:`MAX_UPLOAD_PIXELS` for
-            :class:`ImageBytes`, Pillow's own bound for files.
-
-    Returns:
-        an ``RGB`` :class:`PIL.Image.Image` of the file's size (after EXIF orientation),
-        transparent pixels composited over white; it holds no reference to the file.
-
-    Raises:
-        ImageError: a missing, empty, unidentifiable, truncated or corrupt file, one over
-            ``max_pixels``, or a colour mode Pillow cannot convert to RGB; the message starts
-            with ``path`` (an :class:`ImageBytes`' name).
-    """
-    source: Path | io.BytesIO
-    if isinstance(path, ImageBytes):
-        name, head = path.name, path.data[:16]
-        if not path.data:
-            raise ImageError(f"{name}: empty file (0 bytes), not an image")
-        source = io.BytesIO(path.data)
-        max_pixels = MAX_UPLOAD_PIXELS if max_pixels is None else max_pixels
-    else:
-        source = Path(path)
-        name = str(source)
-        if not source.exists():
-            raise ImageError(f"{name}: no such image file")
-        if source.is_dir():
-            raise ImageError(f"{name}: is a folder, not an image file")
-        if source.stat().st_size == 0:
-            raise ImageError(f"{name}: empty file (0 bytes), not an image")
-        with source.open("rb") as handle:
-            head = handle.read(16)
-    try:
-        with Image.open(source) as opened:
-            if max_pixels is not None and opened.width * opened.height > max_pixels:
-                raise ImageError(
-                    f"{name}: image of {opened.width} x {opened.height} pixels, more than the "
-                    f"{max_pixels} allowed"
-                )
-            opened.load()
-            picture = ImageOps.exif_transpose(opened)
-            picture.load()
-            return _to_rgb(picture, name)
-    except UnidentifiedImageError:
-        kind = _signature_format(head)
-        if kind is None:
-            raise ImageError(f"{name}: not an image file (cannot identify its format)") from None
-        raise ImageError(
-            f"{name}: truncated or corrupt image (starts like a {kind} file but its header "
-            "cannot be read)"
-        ) from None
-    except ImageError:
-        raise
-    except Image.DecompressionBombError as err:
-        raise ImageError(f"{name}: image too large to decode ({_detail(err)})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise ImageError(f"{name}: truncated or corrupt image ({_detail(err)})") from None
-
-
-def _grey_to_8bit(picture: Image.Image) -> Image.Image:
-    """An ``L`` image from 16-bit, 32-bit integer or float grey (see the module docstring)."""
-    values = np.asarray(picture)
-    if picture.mode in _SIXTEEN_BIT_MODES:
-        scaled = values.astype(np.float64) / 257.0
-    elif picture.mode == "I":
-        scaled = values.astype(np.float64)
-        if scaled.size and scaled.max() > 255:
-            scaled = scaled / 257.0
-    else:  # "F"
-        scaled = values.astype(np.float64)
-    grey = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-    return Image.fromarray(grey, mode="L")
-
-
-def _on_white(picture: Image.Image) -> Image.Image:
-    """An RGB image of ``picture`` (any mode with alpha) composited over white."""
-    rgba = picture.convert("RGBA")
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(white, rgba).convert("RGB")
-
-
-def _to_rgb(picture: Image.Image, path: str) -> Image.Image:
-    """``picture`` as a new RGB image (see the module docstring)."""
-    mode = picture.mode
-    if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
-        picture = _grey_to_8bit(picture)
-        mode = "L"
-    if mode in _TRANSPARENT_MODES or "transparency" in picture.info:
-        return _on_white(picture)
-    if mode == "RGB":
-        return picture.copy()
-    try:
-        return picture.convert("RGB")
-    except ValueError:
-        raise ImageError(f"{path}: unsupported colour mode '{mode}'") from None
 
 
 def image_tensor(
@@ -234,11 +70,7 @@ def image_tensor(
         raise ValueError(f"mean and std need 3 values each; got {len(mean)} and {len(std)}")
     if any(s == 0 for s in std):
         raise ValueError(f"std values must be non-zero; got {tuple(std)}")
-    resized = image.resize((width, height), Image.Resampling.BILINEAR)
-    pixels = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0)  # (H, W, 3)
-    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-    return (pixels.permute(2, 0, 1) - m) / s  # (3, H, W)
+    return torch.from_numpy(image_pixels(image, size, mean, std))  # (3, H, W)
 
 
 def file_digest(path: Path) -> str:

@@ -34,60 +34,29 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+
+# Reading tables, calendar features and future timestamps are the ONNX runtime's (torch-free)
+# code, so that a run and its export read and encode series alike.
+from rnnkit.runtime.series import BLANKS, DAY_MONTH, month_first
+from rnnkit.runtime.series import CALENDAR_FEATURES as CALENDAR_FEATURES
+from rnnkit.runtime.series import CalendarFeature as CalendarFeature
+from rnnkit.runtime.series import SeriesError as SeriesError
+from rnnkit.runtime.series import calendar_features as calendar_features
+from rnnkit.runtime.series import future_times as future_times
+from rnnkit.runtime.series import read_table as read_table
 
 logger = logging.getLogger(__name__)
 
 FillGaps = Literal["none", "interpolate"]
 ScalerKind = Literal["standard", "robust", "none"]
 Transform = Literal["none", "log"]
-CalendarFeature = Literal["month", "quarter", "weekofyear", "dayofweek", "dayofyear", "hour"]
-CALENDAR_FEATURES: tuple[CalendarFeature, ...] = get_args(CalendarFeature)
 
 _FLOAT = np.float64
-_BLANKS = frozenset({"", "na", "nan", "null", "none", "n/a"})
-_DAY_MONTH = r"^(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})((?:[ T].*)?)$"
-"""``A/B/Y[ time]`` (``/``, ``.`` or ``-``): A and B are a day and a month in some order."""
 _FORMAT_HINT = "data.date_format (e.g. '%d/%m/%Y')"
-
-
-class SeriesError(ValueError):
-    """A problem with a time series' data, phrased for the user (source and row included)."""
-
-
-# ----------------------------------------------------------------------------- reading
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV (``.csv``, ``.txt``, ``.tsv``) or Parquet (``.parquet``, ``.pq``) file.
-
-    Parquet needs ``pyarrow`` (the extra ``rnnkit[parquet]``).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SeriesError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        try:
-            return pd.read_parquet(path)
-        except ImportError:
-            raise SeriesError(
-                f"{path}: reading Parquet needs pyarrow; install it with: "
-                "pip install 'rnnkit[parquet]'"
-            ) from None
-    if suffix not in (".csv", ".txt", ".tsv"):
-        raise SeriesError(f"{path}: unknown file type '{suffix}'; use .csv or .parquet")
-    try:
-        return pd.read_csv(
-            path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False
-        )
-    except pd.errors.EmptyDataError:
-        raise SeriesError(f"{path}: empty file (no header, no rows)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise SeriesError(f"{path}: cannot read CSV ({err})") from None
 
 
 # ----------------------------------------------------------------------------- checking
@@ -139,7 +108,7 @@ def _blank(value: object) -> bool:
         return True
     if isinstance(value, float) and np.isnan(value):
         return True
-    return isinstance(value, str) and value.strip().lower() in _BLANKS
+    return isinstance(value, str) and value.strip().lower() in BLANKS
 
 
 def _parse_times(
@@ -173,7 +142,7 @@ def _parse_times(
             f"{source}: row 1: cannot parse date {text.iloc[0]!r} in column '{name}' "
             "(integers are read as 4-digit years only)"
         )
-    fields = text.str.extract(_DAY_MONTH)  # columns: A, separator, B, year, time
+    fields = text.str.extract(DAY_MONTH)  # columns: A, separator, B, year, time
     slashed = fields[0].notna().to_numpy()
     if slashed.any():
         a = fields[0].where(slashed, "0").astype(int).to_numpy()  # (N,)
@@ -194,7 +163,7 @@ def _parse_times(
         # month-first "M/D/Y time" reads the same in any version of pandas; ISO rows stay as
         # they are (pandas' dayfirst would turn 2020-01-02 into 1 February)
         text = text.where(
-            ~slashed, _month_first(month, day, fields[3], fields[4]).where(slashed, "")
+            ~slashed, month_first(month, day, fields[3], fields[4]).where(slashed, "")
         )
     parsed = pd.to_datetime(text, errors="coerce", format="mixed")
     bad = np.flatnonzero(pd.isna(parsed).to_numpy())
@@ -205,19 +174,6 @@ def _parse_times(
             f"{column.astype(str).str.strip().iloc[row]!r} in column '{name}'"
         )
     return pd.DatetimeIndex(parsed)
-
-
-def _month_first(month: np.ndarray, day: np.ndarray, year: pd.Series, rest: pd.Series) -> pd.Series:
-    """(N,) ``M/D/Y rest`` strings of the fields ``month``, ``day`` (N,), ``year`` and ``rest``."""
-    index = year.index
-    return (
-        pd.Series(month, index=index).astype(str)
-        + "/"
-        + pd.Series(day, index=index).astype(str)
-        + "/"
-        + year.fillna("")
-        + rest.fillna("")
-    )
 
 
 def _day_first(
@@ -385,42 +341,6 @@ def auto_calendar(freq: str) -> tuple[CalendarFeature, ...]:
     if days >= 1:
         return ("dayofweek", "dayofyear")
     return ("hour", "dayofweek")
-
-
-def calendar_features(time: pd.DatetimeIndex, names: Sequence[CalendarFeature]) -> np.ndarray:
-    """Sine/cosine encodings of calendar positions: (N, 2K) float32, K = len(names).
-
-    Each feature is a phase ``2 pi u`` with u in [0, 1): month (m-1)/12, quarter (q-1)/4, ISO week
-    (w-1)/53, day of week d/7, day of year (d-1)/366, hour (h + minute/60)/24.
-    """
-    columns = []
-    for name in names:
-        if name == "month":
-            u = (time.month - 1) / 12.0
-        elif name == "quarter":
-            u = (time.quarter - 1) / 4.0
-        elif name == "weekofyear":
-            u = (time.isocalendar().week.to_numpy() - 1) / 53.0
-        elif name == "dayofweek":
-            u = time.dayofweek / 7.0
-        elif name == "dayofyear":
-            u = (time.dayofyear - 1) / 366.0
-        elif name == "hour":
-            u = (time.hour + time.minute / 60.0) / 24.0
-        else:
-            raise ValueError(
-                f"unknown calendar feature '{name}'; valid features: {', '.join(CALENDAR_FEATURES)}"
-            )
-        phase = 2.0 * np.pi * np.asarray(u, dtype=_FLOAT)
-        columns += [np.sin(phase), np.cos(phase)]
-    if not columns:
-        return np.zeros((len(time), 0), dtype=np.float32)
-    return np.stack(columns, axis=1).astype(np.float32)  # (N, 2K)
-
-
-def future_times(last: pd.Timestamp, freq: str, horizon: int) -> pd.DatetimeIndex:
-    """The ``horizon`` timestamps after ``last`` at frequency ``freq``."""
-    return pd.date_range(last, periods=horizon + 1, freq=freq)[1:]
 
 
 def to_series(

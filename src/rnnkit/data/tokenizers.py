@@ -41,17 +41,42 @@ import io
 import json
 import os
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal, Protocol, get_args
 
 from rnnkit.io import write_bytes_atomic, write_text_atomic
+from rnnkit.runtime import tokenizer as _reading
+from rnnkit.runtime.base import read_json
+from rnnkit.runtime.tokenizer import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    SPECIAL_TOKENS,
+    UNK_ID,
+    WORD_MARK,
+    normalize,
+)
 
-PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
-SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<s>", "</s>", "<unk>")
-WORD_MARK = "\u2581"  # ▁, "a space comes before this token"
+__all__ = [
+    "BOS_ID",
+    "EOS_ID",
+    "PAD_ID",
+    "SPECIAL_TOKENS",
+    "TOKENIZER_KINDS",
+    "UNK_ID",
+    "WORD_MARK",
+    "CharTokenizer",
+    "SentencePieceTokenizer",
+    "Tokenizer",
+    "TokenizerKind",
+    "VocabSizeError",
+    "WordTokenizer",
+    "build_tokenizer",
+    "load_tokenizer",
+    "normalize",
+]
 
 TokenizerKind = Literal["unigram", "bpe", "word", "char"]
 TOKENIZER_KINDS: tuple[TokenizerKind, ...] = get_args(TokenizerKind)
@@ -60,14 +85,6 @@ _JSON_FORMAT = "rnnkit.tokenizer"
 # sentencepiece 0.2's messages for a vocab_size the text cannot fill, or one below its characters
 _TOO_HIGH_RE = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)")
 _TOO_LOW_RE = re.compile(r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)")
-_WORD_RE = re.compile(r"\w+|[^\w\s]")
-_SPACES_RE = re.compile(r"\s+")
-
-
-def normalize(text: str) -> str:
-    """NFKC, ``▁`` as a space, whitespace runs collapsed to one space, ends stripped."""
-    text = unicodedata.normalize("NFKC", text).replace(WORD_MARK, " ")
-    return _SPACES_RE.sub(" ", text).strip()
 
 
 class VocabSizeError(ValueError):
@@ -141,54 +158,16 @@ class Tokenizer(Protocol):
 # ----------------------------------------------------------------------------- vocab-based
 
 
-class _VocabTokenizer:
-    """Shared code of the word and char tokenisers: a token list whose index is the id."""
-
-    kind: str
+class _VocabTokenizer(_reading.VocabTokenizer):
+    """Shared code of the word and char tokenisers: a checked token list whose index is the id;
+    encoding and decoding are :class:`rnnkit.runtime.tokenizer.VocabTokenizer`'s."""
 
     def __init__(self, tokens: Sequence[str]) -> None:
         if tuple(tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
             raise ValueError(f"a vocabulary must start with {', '.join(SPECIAL_TOKENS)}")
         if len(set(tokens)) != len(tokens):
             raise ValueError("a vocabulary must not hold the same token twice")
-        self.tokens: tuple[str, ...] = tuple(tokens)
-        self._ids = {token: i for i, token in enumerate(self.tokens)}
-
-    @property
-    def vocab_size(self) -> int:
-        """V, the number of ids, reserved ids included."""
-        return len(self.tokens)
-
-    def _split(self, text: str) -> list[str]:
-        raise NotImplementedError
-
-    def _join(self, tokens: list[str]) -> str:
-        raise NotImplementedError
-
-    def pieces(self, text: str) -> list[str]:
-        """The token strings of the normalised ``text`` (unknown ones included as they are)."""
-        return self._split(normalize(text))
-
-    def id_to_piece(self, token: int) -> str:
-        """The token string of one id."""
-        if not 0 <= token < len(self.tokens):
-            raise ValueError(f"id {token} is outside the vocabulary (size {len(self.tokens)})")
-        return self.tokens[token]
-
-    def encode(self, text: str) -> list[int]:
-        """Ids of the normalised ``text``; tokens not in the vocabulary get ``UNK_ID``."""
-        return [self._ids.get(token, UNK_ID) for token in self._split(normalize(text))]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """Detokenised text of ``ids``; pad/bos/eos are dropped, unk is written ``<unk>``."""
-        tokens = []
-        for i in ids:
-            i = int(i)
-            if not 0 <= i < len(self.tokens):
-                raise ValueError(f"id {i} is outside the vocabulary (size {len(self.tokens)})")
-            if i not in (PAD_ID, BOS_ID, EOS_ID):
-                tokens.append(self.tokens[i])
-        return self._join(tokens)
+        super().__init__(tokens)
 
     @classmethod
     def train(
@@ -222,92 +201,28 @@ class _VocabTokenizer:
         return file
 
 
-class WordTokenizer(_VocabTokenizer):
+class WordTokenizer(_VocabTokenizer, _reading.WordTokenizer):
     """Word-level tokeniser: ``\\w+`` words and single punctuation marks, ``▁`` after a space."""
 
-    kind: str = "word"
 
-    def _split(self, text: str) -> list[str]:
-        out = []
-        for chunk in text.split(" "):
-            for k, match in enumerate(_WORD_RE.finditer(chunk)):
-                out.append(match.group() if k else WORD_MARK + match.group())
-        return out
-
-    def _join(self, tokens: list[str]) -> str:
-        # an unknown word is written as a word of its own: "<unk>" after a space
-        spaced = (
-            " " + t[1:] if t[0] == WORD_MARK else " " + t if t == "<unk>" else t for t in tokens
-        )
-        text = "".join(spaced)
-        return text[1:] if text.startswith(" ") else text
-
-
-class CharTokenizer(_VocabTokenizer):
+class CharTokenizer(_VocabTokenizer, _reading.CharTokenizer):
     """Character-level tokeniser: one token per character, the space included."""
-
-    kind: str = "char"
-
-    def _split(self, text: str) -> list[str]:
-        return list(text)
-
-    def _join(self, tokens: list[str]) -> str:
-        return "".join(tokens)
-
-    def pieces(self, text: str) -> list[str]:
-        """The characters of the normalised ``text``, a space shown as ``▁``."""
-        return [WORD_MARK if c == " " else c for c in self._split(normalize(text))]
 
 
 # ----------------------------------------------------------------------------- sentencepiece
 
 
-class SentencePieceTokenizer:
+class SentencePieceTokenizer(_reading.SentencePieceTokenizer):
     """A sentencepiece model (unigram or BPE) with rnnkit's reserved ids and normalisation."""
 
-    kind: str = "sentencepiece"
-
     def __init__(self, model_proto: bytes) -> None:
-        import sentencepiece as spm
-
-        self._model_proto = model_proto
-        self._sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        super().__init__(model_proto)
         ids = (self._sp.pad_id(), self._sp.bos_id(), self._sp.eos_id(), self._sp.unk_id())
         if ids != (PAD_ID, BOS_ID, EOS_ID, UNK_ID):
             raise ValueError(
                 f"sentencepiece model has pad/bos/eos/unk ids {ids}; rnnkit needs "
                 f"{(PAD_ID, BOS_ID, EOS_ID, UNK_ID)} (train it with SentencePieceTokenizer.train)"
             )
-
-    @property
-    def vocab_size(self) -> int:
-        """V, the number of pieces, reserved ids included."""
-        return int(self._sp.get_piece_size())
-
-    def encode(self, text: str) -> list[int]:
-        """Piece ids of the normalised ``text`` (no BOS/EOS)."""
-        return list(self._sp.encode(normalize(text), out_type=int))
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """Detokenised text of ``ids``; pad/bos/eos ids are dropped."""
-        kept = []
-        for i in ids:
-            i = int(i)
-            if not 0 <= i < self.vocab_size:
-                raise ValueError(f"id {i} is outside the vocabulary (size {self.vocab_size})")
-            if i not in (PAD_ID, BOS_ID, EOS_ID):
-                kept.append(i)
-        return str(self._sp.decode(kept))
-
-    def pieces(self, text: str) -> list[str]:
-        """The pieces of the normalised ``text`` (``▁`` marks a preceding space)."""
-        return list(self._sp.encode(normalize(text), out_type=str))
-
-    def id_to_piece(self, token: int) -> str:
-        """The piece of one id."""
-        if not 0 <= token < self.vocab_size:
-            raise ValueError(f"id {token} is outside the vocabulary (size {self.vocab_size})")
-        return str(self._sp.id_to_piece(token))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model to ``path`` (atomically, conventionally ``*.model``) and return it."""
@@ -449,12 +364,7 @@ def load_tokenizer(path: str | os.PathLike[str]) -> Tokenizer:
     file = Path(path)
     if file.suffix == ".model":
         return SentencePieceTokenizer.load(file)
-    try:
-        body = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{file}: no such tokenizer file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{file}: not a tokenizer file ({err})") from None
+    body = read_json(file, "tokenizer file")
     if not isinstance(body, dict) or body.get("format") != _JSON_FORMAT:
         raise ValueError(f"{file}: not an rnnkit tokenizer file (no '{_JSON_FORMAT}' marker)")
     kinds: dict[str, type[_VocabTokenizer]] = {"word": WordTokenizer, "char": CharTokenizer}

@@ -19,6 +19,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# the torch-free runtime's, so that coverage columns and forecast tables pair levels alike
+from rnnkit.runtime.series import interval_pairs as interval_pairs
+
 FloatArray = np.ndarray
 
 
@@ -93,20 +96,6 @@ def pinball(actual: FloatArray, quantiles: FloatArray, levels: Sequence[float]) 
         raise ValueError(f"quantile levels must be in (0, 1), got {list(levels)}")
     error = a[..., None] - q  # (..., Q)
     return float(np.mean(np.maximum(tau * error, (tau - 1.0) * error)))
-
-
-def interval_pairs(levels: Sequence[float]) -> list[tuple[int, int, int]]:
-    """Central intervals formed by symmetric quantile levels (q, 1 - q), q < 0.5.
-
-    Returns ``(percent, index of q, index of 1 - q)`` sorted by percent; e.g. levels
-    (0.1, 0.5, 0.9) give ``[(80, 0, 2)]``.
-    """
-    pairs = []
-    for i, lo in enumerate(levels):
-        for j, hi in enumerate(levels):
-            if lo < 0.5 and abs(lo + hi - 1.0) < 1e-9:
-                pairs.append((round(100 * (hi - lo)), i, j))
-    return sorted(pairs)
 
 
 def forecast_metrics(

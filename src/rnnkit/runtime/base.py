@@ -5,16 +5,23 @@ A runtime predictor answers like the torch predictor of its task (:class:`Runtim
 :class:`StepDecoder` runs a decoder-step graph for :mod:`rnnkit.runtime.search`: state and
 memory are dicts of arrays, the batch on axis 0 (state arrays named in ``state_axes`` may
 carry it elsewhere, e.g. (L, N, H) hidden states on axis 1).
+
+onnxruntime is imported when a session is made, not with this module: the torch side of rnnkit
+imports the torch-free pieces of this package (tokenisers, calendar features, image decoding)
+without the ``onnx`` extra installed.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnxruntime as ort
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 __all__ = [
     "FORMAT",
@@ -22,6 +29,7 @@ __all__ = [
     "RuntimePredictor",
     "StepDecoder",
     "json_float",
+    "read_json",
     "session",
     "unsupported",
 ]
@@ -32,6 +40,8 @@ Arrays = dict[str, np.ndarray]
 
 def session(path: Path, threads: int | None = None) -> ort.InferenceSession:
     """An onnxruntime CPU session of the graph at ``path`` (``threads`` intra-op, default 1)."""
+    import onnxruntime as ort
+
     if not path.is_file():
         raise ValueError(f"{path}: no such graph file")
     options = ort.SessionOptions()
@@ -56,6 +66,21 @@ def unsupported(options: Mapping[str, Any], names: Sequence[str], flags: Mapping
         if options.get(name) not in (None, False):
             flag = flags.get(name, name)
             raise ValueError(f"{flag} is not supported by the onnx engine; use --engine torch")
+
+
+def read_json(path: Path, what: str, kind: str | None = None) -> Any:
+    """The JSON value of the file at ``path``.
+
+    Raises:
+        ValueError: ``{path}: no such {what}`` for a missing file, ``{path}: not a {kind} (...)``
+            (``kind`` defaults to ``what``) for one that is not UTF-8 JSON.
+    """
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such {what}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a {kind or what} ({err})") from None
 
 
 def json_float(value: float) -> float | None:
@@ -138,6 +163,22 @@ class StepDecoder:
             *(f"{n}_out" for n in self.state_axes),
             *(["attention"] if attention else []),
         ]
+
+    @classmethod
+    def from_config(
+        cls, folder: Path, config: Mapping[str, Any], threads: int | None = None
+    ) -> StepDecoder:
+        """The step graph ``config["step"]`` of an export folder, with the state axes, memory
+        names, attention flag and special ids its ``config.json`` gives."""
+        return cls(
+            session(folder / config["step"], threads),
+            config["state"],
+            config["memory"],
+            bool(config["attention"]),
+            config["pad_id"],
+            config["bos_id"],
+            config["eos_id"],
+        )
 
     def step(
         self, tokens: np.ndarray, state: Arrays, memory: Arrays

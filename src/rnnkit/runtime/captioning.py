@@ -17,7 +17,7 @@ import numpy as np
 
 from rnnkit.runtime import images, tokenizer
 from rnnkit.runtime.base import RuntimePredictor, StepDecoder, json_float, session, unsupported
-from rnnkit.runtime.search import Hypothesis, beam_search, search_options
+from rnnkit.runtime.search import Hypothesis, beam_search, format_nbest, search_options
 
 __all__ = ["END", "Caption", "CaptioningRuntime", "load"]
 
@@ -58,15 +58,7 @@ class CaptioningRuntime(RuntimePredictor):
         super().__init__(folder, config)
         self.vocab = tokenizer.load(folder / config["tokenizer"])
         self.encoder = session(folder / config["encoder"], threads)
-        self.decoder = StepDecoder(
-            session(folder / config["step"], threads),
-            config["state"],
-            config["memory"],
-            bool(config["attention"]),
-            config["pad_id"],
-            config["bos_id"],
-            config["eos_id"],
-        )
+        self.decoder = StepDecoder.from_config(folder, config, threads)
 
     def parse(self, text: str) -> Path:
         return Path(text)
@@ -117,13 +109,7 @@ class CaptioningRuntime(RuntimePredictor):
 
     def format(self, output: list[Caption]) -> str:
         """The torch predictor's text: the caption, or ``rank<TAB>score<TAB>caption`` lines."""
-
-        def text(c: Caption) -> str:
-            return c.caption if c.ended else f"{c.caption} [truncated]"
-
-        if len(output) == 1:
-            return text(output[0])
-        return "\n".join(f"{k}\t{c.score:.4f}\t{text(c)}" for k, c in enumerate(output, 1))
+        return format_nbest([(c.caption, c.score, c.ended) for c in output])
 
     def to_json(self, inp: Path, output: list[Caption]) -> dict[str, Any]:
         return {

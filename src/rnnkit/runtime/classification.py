@@ -3,17 +3,15 @@
 It reads what :mod:`rnnkit.tasks.classification_export` wrote (``classifier.onnx``, the
 tokeniser file and ``config.json``), tokenises as the run does (NFKC normalisation, optional
 lower-casing, the first ``max_length`` tokens), runs the graph on length-sorted padded batches
-and takes the softmax in NumPy. Its :class:`Prediction`, ``format`` and ``to_json`` are those of
-:class:`rnnkit.tasks.classification_predict.ClassificationPredictor`.
+and takes the softmax in NumPy. :class:`Prediction`, :func:`format_prediction` and
+:func:`prediction_json` are also the torch engine's
+(:class:`rnnkit.tasks.classification_predict.ClassificationPredictor`).
 
 Imports: numpy, onnxruntime, sentencepiece (for unigram/BPE tokenisers) and the standard library.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,90 +19,58 @@ from typing import Any
 
 import numpy as np
 
+from rnnkit.runtime import tokenizer
 from rnnkit.runtime.base import RuntimePredictor, session, unsupported
 from rnnkit.runtime.search import softmax
 
-__all__ = ["ClassificationRuntime", "Prediction", "Tokenizer", "load", "normalize"]
+__all__ = [
+    "ClassificationRuntime",
+    "Prediction",
+    "format_prediction",
+    "load",
+    "prediction_json",
+]
 
-WORD_MARK = "\u2581"
-UNK_ID = 3
-_WORD_RE = re.compile(r"\w+|[^\w\s]")
-_SPACES_RE = re.compile(r"\s+")
 _BATCH = 128
-
-
-def normalize(text: str) -> str:
-    """NFKC, ``▁`` read as a space, whitespace runs collapsed to one space, ends stripped."""
-    text = unicodedata.normalize("NFKC", text).replace(WORD_MARK, " ")
-    return _SPACES_RE.sub(" ", text).strip()
-
-
-class Tokenizer:
-    """rnnkit's word, char and sentencepiece tokenisers, encoding side only.
-
-    Args:
-        path: ``tokenizer.json`` (word or char vocabulary) or ``tokenizer.model``
-            (sentencepiece).
-
-    Raises:
-        ValueError: the file is missing or not a tokeniser (naming it).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._sp: Any = None
-        self.kind = "sentencepiece"
-        if path.suffix == ".model":
-            import sentencepiece as spm
-
-            if not path.is_file():
-                raise ValueError(f"{path}: no such sentencepiece model")
-            self._sp = spm.SentencePieceProcessor(model_file=str(path))
-            return
-        try:
-            body = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ValueError(f"{path}: no such tokenizer file") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: not a tokenizer file ({err})") from None
-        if not isinstance(body, dict) or body.get("kind") not in ("word", "char"):
-            raise ValueError(f"{path}: not an rnnkit word or char tokenizer file")
-        self.kind = str(body["kind"])
-        self._ids = {str(t): i for i, t in enumerate(body["tokens"])}
-
-    def pieces(self, text: str) -> list[str]:
-        """The token strings of ``text`` (``▁`` marks a preceding space; char: a space)."""
-        text = normalize(text)
-        if self._sp is not None:
-            return list(self._sp.encode(text, out_type=str))
-        if self.kind == "char":
-            return [WORD_MARK if c == " " else c for c in text]
-        out = []
-        for chunk in text.split(" "):
-            for k, match in enumerate(_WORD_RE.finditer(chunk)):
-                out.append(match.group() if k else WORD_MARK + match.group())
-        return out
-
-    def encode(self, text: str) -> list[int]:
-        """The ids of ``text`` (no BOS/EOS); unknown tokens are ``<unk>`` (id 3)."""
-        if self._sp is not None:
-            return list(self._sp.encode(normalize(text), out_type=int))
-        split = list(normalize(text)) if self.kind == "char" else self.pieces(text)
-        return [self._ids.get(token, UNK_ID) for token in split]
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """The class of one text (as :class:`rnnkit.tasks.classification_predict.Prediction`).
+    """The class of one text (both engines' answer: :mod:`rnnkit.tasks.classification_predict`
+    uses this class).
 
     Attributes:
-        label: the most probable class. probabilities: class -> probability, in class order.
-        tokens: the T tokens the model read. attention: (T,) weights over them, or None.
+        label: the most probable class.
+        probabilities: class -> probability, in the run's class order.
+        tokens: the T tokens the model read, as strings.
+        attention: (T,) attention weights over them (attention pooling), else None.
     """
 
     label: str
     probabilities: dict[str, float]
     tokens: list[str]
     attention: list[float] | None = None
+
+
+def format_prediction(output: Prediction) -> str:
+    """``label<TAB>class p, class p, ...`` (probabilities to 3 decimals, class order): what
+    ``rnnkit predict`` prints for a text, with either engine."""
+    probs = ", ".join(f"{label} {p:.3f}" for label, p in output.probabilities.items())
+    return f"{output.label}\t{probs}"
+
+
+def prediction_json(inp: str, output: Prediction) -> dict[str, Any]:
+    """What ``rnnkit predict --json`` prints for a text, with either engine: input, label,
+    probabilities, tokens and (attention pooling) the (T,) weights to 4 decimals."""
+    body: dict[str, Any] = {
+        "input": inp,
+        "label": output.label,
+        "probabilities": output.probabilities,
+        "tokens": output.tokens,
+    }
+    if output.attention is not None:
+        body["attention"] = [round(v, 4) for v in output.attention]
+    return body
 
 
 class ClassificationRuntime(RuntimePredictor):
@@ -117,7 +83,7 @@ class ClassificationRuntime(RuntimePredictor):
         self.max_length = int(config["max_length"])
         self.pad_id = int(config.get("pad_id", 0))
         self.attention = config["pooling"] == "attention"
-        self.tokenizer = Tokenizer(folder / str(config["tokenizer"]))
+        self.tokenizer = tokenizer.load(folder / str(config["tokenizer"]))
         self.session = session(folder / str(config["graph"]), threads)
 
     def _text(self, text: str) -> str:
@@ -149,6 +115,8 @@ class ClassificationRuntime(RuntimePredictor):
         Raises:
             ValueError: a text without tokens (naming its position).
         """
+        # ClassificationTask.classify's loop, on the graph instead of the module: arrays here,
+        # tensors there (the runtime imports no torch)
         ids = [self.encode(t) for t in texts]
         for i, row in enumerate(ids):
             if not row:
@@ -184,20 +152,11 @@ class ClassificationRuntime(RuntimePredictor):
 
     def format(self, output: Prediction) -> str:
         """``label<TAB>class p, class p, ...`` (probabilities to 3 decimals, class order)."""
-        probs = ", ".join(f"{label} {p:.3f}" for label, p in output.probabilities.items())
-        return f"{output.label}\t{probs}"
+        return format_prediction(output)
 
     def to_json(self, inp: str, output: Prediction) -> Any:
         """The torch predictor's JSON: input, label, probabilities, tokens (and attention)."""
-        body: dict[str, Any] = {
-            "input": inp,
-            "label": output.label,
-            "probabilities": output.probabilities,
-            "tokens": output.tokens,
-        }
-        if output.attention is not None:
-            body["attention"] = [round(v, 4) for v in output.attention]
-        return body
+        return prediction_json(inp, output)
 
 
 def load(folder: Path, config: dict[str, Any], threads: int | None = None) -> ClassificationRuntime:

@@ -29,6 +29,16 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
 from rnnkit.runtime.base import RuntimePredictor, session, unsupported
+from rnnkit.runtime.series import (
+    BLANKS,
+    DAY_MONTH,
+    ForecastResult,
+    calendar_features,
+    future_times,
+    interval_pairs,
+    month_first,
+    read_table,
+)
 
 __all__ = [
     "Forecast",
@@ -42,9 +52,6 @@ __all__ = [
     "read_history",
     "student_t_icdf",
 ]
-
-_BLANKS = frozenset({"", "na", "nan", "null", "none", "n/a"})
-_DAY_MONTH = r"^(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})((?:[ T].*)?)$"
 
 
 # ----------------------------------------------------------------------------- reading
@@ -60,23 +67,11 @@ class History:
     source: str
 
 
-def _table(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        try:
-            return pd.read_parquet(path)
-        except ImportError:
-            raise ValueError(f"{path}: reading Parquet needs pyarrow") from None
-    if suffix not in (".csv", ".txt", ".tsv"):
-        raise ValueError(f"{path}: unknown file type '{suffix}'; use .csv or .parquet")
-    try:
-        return pd.read_csv(
-            path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False
-        )
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{path}: empty file (no header, no rows)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: cannot read CSV ({err})") from None
+# The checks of rnnkit.data.timeseries.to_series, told apart here: that reader infers the
+# frequency and its messages name the config keys to set (data.fill_gaps, data.date_format);
+# an export is given the run's frequency and date options and has no config to point to, so
+# these messages name none (the tests pin both). Tables, calendars and the forecast table are
+# shared (rnnkit.runtime.series).
 
 
 def _times(
@@ -88,7 +83,7 @@ def _times(
     if pd.api.types.is_datetime64_any_dtype(column):
         return pd.DatetimeIndex(column)
     text = column.astype(str).str.strip()
-    blank = text.str.lower().isin(_BLANKS).to_numpy()
+    blank = text.str.lower().isin(BLANKS).to_numpy()
     if blank.any():
         raise ValueError(
             f"{source}: row {int(np.argmax(blank)) + 1}: empty date in column '{name}'"
@@ -99,7 +94,7 @@ def _times(
     elif text.str.fullmatch(r"\d{4}(\.0+)?").all():
         parsed = pd.to_datetime(text.str.replace(r"\.0+$", "", regex=True), format="%Y")
     else:
-        fields = text.str.extract(_DAY_MONTH)
+        fields = text.str.extract(DAY_MONTH)
         slashed = fields[0].notna().to_numpy()
         if slashed.any():
             a = fields[0].where(slashed, "0").astype(int).to_numpy()
@@ -118,15 +113,7 @@ def _times(
                     )
                 dayfirst = bool(day_only.any())
             day, month = (a, b) if dayfirst else (b, a)
-            rebuilt = (
-                pd.Series(month, index=text.index).astype(str)
-                + "/"
-                + pd.Series(day, index=text.index).astype(str)
-                + "/"
-                + fields[3].fillna("")
-                + fields[4].fillna("")
-            )
-            text = text.where(~slashed, rebuilt)
+            text = text.where(~slashed, month_first(month, day, fields[3], fields[4]))
         parsed = pd.to_datetime(text, errors="coerce", format="mixed")
     bad = np.flatnonzero(pd.isna(parsed).to_numpy())
     if len(bad):
@@ -143,7 +130,7 @@ def _numbers(column: pd.Series, name: str, source: str) -> np.ndarray:
         plain: np.ndarray = column.to_numpy(dtype=np.float64, na_value=np.nan)
         return plain
     text = column.astype(str).str.strip()
-    blank = text.str.lower().isin(_BLANKS).to_numpy()
+    blank = text.str.lower().isin(BLANKS).to_numpy()
     numbers: np.ndarray = pd.to_numeric(text.where(~blank, None), errors="coerce").to_numpy(
         dtype=np.float64, na_value=np.nan
     )
@@ -170,7 +157,7 @@ def read_history(path: Path, config: Mapping[str, Any]) -> History:
             value under the log transform).
     """
     source = str(path)
-    frame = _table(path)
+    frame = read_table(path)
     time_column, targets = str(config["time_column"]), [str(t) for t in config["targets"]]
     covariates = [str(c) for c in config["past_covariates"]]
     needed = [time_column, *targets, *covariates]
@@ -228,44 +215,13 @@ def read_history(path: Path, config: Mapping[str, Any]) -> History:
     return History(pd.DatetimeIndex(time), values, past, source)
 
 
-def calendar_features(time: pd.DatetimeIndex, names: Sequence[str]) -> np.ndarray:
-    """(N, 2K) float32 sine/cosine encodings of calendar positions (the run's features, as
-    :func:`rnnkit.data.timeseries.calendar_features`)."""
-    columns = []
-    for name in names:
-        if name == "month":
-            u = (time.month - 1) / 12.0
-        elif name == "quarter":
-            u = (time.quarter - 1) / 4.0
-        elif name == "weekofyear":
-            u = (time.isocalendar().week.to_numpy() - 1) / 53.0
-        elif name == "dayofweek":
-            u = time.dayofweek / 7.0
-        elif name == "dayofyear":
-            u = (time.dayofyear - 1) / 366.0
-        elif name == "hour":
-            u = (time.hour + time.minute / 60.0) / 24.0
-        else:
-            raise ValueError(f"unknown calendar feature '{name}'")
-        phase = 2.0 * np.pi * np.asarray(u, dtype=np.float64)
-        columns += [np.sin(phase), np.cos(phase)]
-    if not columns:
-        return np.zeros((len(time), 0), dtype=np.float32)
-    return np.stack(columns, axis=1).astype(np.float32)
-
-
-def future_times(last: pd.Timestamp, freq: str, horizon: int) -> pd.DatetimeIndex:
-    """The ``horizon`` timestamps after ``last`` at frequency ``freq``."""
-    return pd.date_range(last, periods=horizon + 1, freq=freq)[1:]
-
-
 # ----------------------------------------------------------------------------- distributions
 
 
 def student_t_icdf(q: float, df: np.ndarray) -> np.ndarray:
     """Quantile ``q`` of the standard Student-t with ``df`` (...,) degrees of freedom: the
     bisection on a Simpson-integrated CDF of :func:`rnnkit.nn.distributions.student_t_icdf`, in
-    float64, returned in ``df``'s dtype."""
+    float64, returned in ``df``'s dtype (NumPy here, torch there: the runtime imports no torch)."""
     if q == 0.5:
         return np.zeros_like(df)
     p = max(q, 1.0 - q)
@@ -346,52 +302,7 @@ def combine(
     return raw(point[..., None])[..., 0], raw(q), mean_attention
 
 
-def interval_pairs(levels: Sequence[float]) -> list[tuple[int, int, int]]:
-    """Central intervals of symmetric levels (q, 1 - q): ``(percent, index of q, index of
-    1 - q)`` sorted by percent, as :func:`rnnkit.metrics.forecast.interval_pairs`."""
-    pairs = []
-    for i, lo in enumerate(levels):
-        for j, hi in enumerate(levels):
-            if lo < 0.5 and abs(lo + hi - 1.0) < 1e-9:
-                pairs.append((round(100 * (hi - lo)), i, j))
-    return sorted(pairs)
-
-
 # ----------------------------------------------------------------------------- outputs
-
-
-@dataclass(frozen=True)
-class ForecastResult:
-    """A forecast of C series over H steps (as the torch predictor's).
-
-    Attributes:
-        time: (H,) forecast timestamps. point: (H, C) medians. quantiles: (H, C, Q) at
-        ``levels``. targets, time_column: names. attention: (H, L) or None.
-        lookback_time: (L,) timestamps the model read.
-    """
-
-    time: pd.DatetimeIndex
-    point: np.ndarray
-    quantiles: np.ndarray
-    levels: tuple[float, ...]
-    targets: tuple[str, ...]
-    time_column: str
-    attention: np.ndarray | None
-    lookback_time: pd.DatetimeIndex
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per step: the time column, ``forecast``, ``lower_<p>``/``upper_<p>`` per
-        central interval and ``q<level>`` per quantile (``<target>_`` prefixed when C > 1)."""
-        columns: dict[str, Any] = {self.time_column: self.time}
-        for c, name in enumerate(self.targets):
-            prefix = f"{name}_" if len(self.targets) > 1 else ""
-            columns[f"{prefix}forecast"] = self.point[:, c]
-            for percent, i, j in interval_pairs(self.levels):
-                columns[f"{prefix}lower_{percent}"] = self.quantiles[:, c, i]
-                columns[f"{prefix}upper_{percent}"] = self.quantiles[:, c, j]
-            for k, q in enumerate(self.levels):
-                columns[f"{prefix}q{q:g}"] = self.quantiles[:, c, k]
-        return pd.DataFrame(columns)
 
 
 @dataclass(frozen=True)
@@ -503,14 +414,11 @@ class ForecastingRuntime(RuntimePredictor):
 
     def format(self, output: Forecast) -> str:
         """The forecast as CSV (header and H rows)."""
-        text: str = output.result.to_frame().to_csv(index=False)
-        return text.rstrip("\n")
+        return output.result.to_csv()
 
     def to_json(self, inp: Path, output: Forecast) -> Any:
         """The torch predictor's JSON: the input and the forecast table's columns."""
-        frame = output.result.to_frame()
-        frame[output.result.time_column] = frame[output.result.time_column].astype(str)
-        return {"input": str(inp), "output": frame.to_dict(orient="list")}
+        return {"input": str(inp), "output": output.result.to_columns()}
 
 
 def load(folder: Path, config: dict[str, Any], threads: int | None = None) -> ForecastingRuntime:

@@ -21,6 +21,7 @@ pointers; the same weights).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,6 +31,7 @@ __all__ = [
     "Hypothesis",
     "SearchOptions",
     "beam_search",
+    "format_nbest",
     "greedy_search",
     "length_penalty",
     "log_softmax",
@@ -288,6 +290,22 @@ def beam_search(
             if att_history is not None:
                 att_history = att_history[sel_rows]
     return [sorted(h, key=lambda x: x.score, reverse=True)[: options.n_best] for h in finished]
+
+
+def format_nbest(outputs: Sequence[tuple[str, float, bool]]) -> str:
+    """The text of a decoded input's n-best list of ``(text, score, ended)``: the text alone for
+    one output, else ``rank<TAB>score<TAB>text`` lines (score to 4 decimals, ranks from 1); a
+    text cut at the length limit (not ended) is followed by `` [truncated]``."""
+
+    def text(words: str, ended: bool) -> str:
+        return words if ended else f"{words} [truncated]"
+
+    if len(outputs) == 1:
+        return text(outputs[0][0], outputs[0][2])
+    return "\n".join(
+        f"{k}\t{score:.4f}\t{text(words, ended)}"
+        for k, (words, score, ended) in enumerate(outputs, 1)
+    )
 
 
 def search_options(

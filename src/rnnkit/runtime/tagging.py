@@ -13,7 +13,6 @@ Imports: numpy, onnxruntime and the standard library.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit.runtime.base import RuntimePredictor, session
+from rnnkit.runtime.base import RuntimePredictor, read_json, session
 from rnnkit.runtime.search import softmax
 
 __all__ = ["Tagged", "TaggingRuntime", "load", "punctuation_words", "restore_punctuation"]
@@ -87,12 +86,7 @@ class TaggingRuntime(RuntimePredictor):
     def __init__(self, folder: Path, config: dict[str, Any], threads: int | None = None) -> None:
         super().__init__(folder, config)
         path = folder / str(config["vocab"])
-        try:
-            body = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ValueError(f"{path}: no such vocabulary file") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: not a JSON file ({err})") from None
+        body = read_json(path, "vocabulary file", "JSON file")
         self.words = _Vocabulary(body.get("words"), str(path))
         self.tags = _Vocabulary(body.get("tags"), str(path)).tokens
         self.chars = _Vocabulary(body["chars"], str(path)) if config["char_features"] else None

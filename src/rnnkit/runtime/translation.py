@@ -17,7 +17,7 @@ import numpy as np
 
 from rnnkit.runtime import tokenizer
 from rnnkit.runtime.base import RuntimePredictor, StepDecoder, json_float, session, unsupported
-from rnnkit.runtime.search import Hypothesis, beam_search, search_options
+from rnnkit.runtime.search import Hypothesis, beam_search, format_nbest, search_options
 
 __all__ = ["Translation", "TranslationRuntime", "load"]
 
@@ -58,15 +58,7 @@ class TranslationRuntime(RuntimePredictor):
         self.source = tokenizer.load(folder / config["source_tokenizer"])
         self.target = tokenizer.load(folder / config["target_tokenizer"])
         self.encoder = session(folder / config["encoder"], threads)
-        self.decoder = StepDecoder(
-            session(folder / config["step"], threads),
-            config["state"],
-            config["memory"],
-            bool(config["attention"]),
-            config["pad_id"],
-            config["bos_id"],
-            config["eos_id"],
-        )
+        self.decoder = StepDecoder.from_config(folder, config, threads)
 
     def encode(
         self, ids: Sequence[Sequence[int]]
@@ -138,13 +130,7 @@ class TranslationRuntime(RuntimePredictor):
 
     def format(self, output: list[Translation]) -> str:
         """The torch predictor's text: the translation, or ``rank<TAB>score<TAB>text`` lines."""
-
-        def text(t: Translation) -> str:
-            return t.text if t.ended else f"{t.text} [truncated]"
-
-        if len(output) == 1:
-            return text(output[0])
-        return "\n".join(f"{k}\t{t.score:.4f}\t{text(t)}" for k, t in enumerate(output, 1))
+        return format_nbest([(t.text, t.score, t.ended) for t in output])
 
     def to_json(self, inp: str, output: list[Translation]) -> dict[str, Any]:
         return {"input": inp, "translations": [t.to_dict() for t in output]}

@@ -49,14 +49,14 @@ from rnnkit.serve.metrics import CONTENT_TYPE, ServerMetrics
 from rnnkit.serve.schemas import (
     ErrorResponse,
     Health,
-    PredictResponse,
     RunInfo,
     RunsResponse,
     option_fields,
     option_info,
     request_model,
+    response_model,
 )
-from rnnkit.tasks.base import Predictor, TaskError, TextGenerator
+from rnnkit.tasks.base import Predictor, TaskError, TextGenerator, to_json
 from rnnkit.tasks.decoding_options import sampling_config
 
 __all__ = ["ServedRun", "create_app", "load_runs", "serve"]
@@ -111,7 +111,8 @@ class ServedRun:
                 for p in inputs
             ]
         outputs = predictor.predict(inputs, options)
-        return [predictor.to_json(i, o) for i, o in zip(inputs, outputs, strict=True)]
+        # to_json once more: plain JSON data, non-finite floats as null (JSON has no NaN)
+        return [to_json(predictor.to_json(i, o)) for i, o in zip(inputs, outputs, strict=True)]
 
 
 def load_runs(runs: Sequence[Path | str], config: ServeConfig) -> list[ServedRun]:
@@ -276,7 +277,7 @@ def create_app(runs: Sequence[Path | str], config: ServeConfig | None = None) ->
 
     async def answer(
         run: ServedRun, body: BaseModel, names: Sequence[str] | None = None
-    ) -> dict[str, Any]:
+    ) -> Response:
         nonlocal in_flight
         started = time.perf_counter()
         status = "200"
@@ -306,7 +307,9 @@ def create_app(runs: Sequence[Path | str], config: ServeConfig | None = None) ->
                 ) from None
             except (TaskError, ValueError) as err:
                 raise RequestError(422, str(err).splitlines()[0], "invalid") from None
-            return {"run": run.name, "outputs": outputs}
+            # the answer is not validated against the response model again: outputs are the
+            # predictor's to_json, which the tests check against its json_output model
+            return JSONResponse({"run": run.name, "outputs": outputs})
         except RequestError as err:
             status = str(err.status)
             metrics.errors.labels(run.name, err.kind).inc()
@@ -329,26 +332,22 @@ def create_app(runs: Sequence[Path | str], config: ServeConfig | None = None) ->
         return JSONResponse({"detail": err.detail}, status_code=err.status, headers=err.headers)
 
     for run in served.values():
-        app.add_api_route(
-            f"/v1/{run.name}/predict",
-            _endpoint(run, answer),
-            methods=["POST"],
-            response_model=PredictResponse,
-            name=f"predict-{run.name}",
-            summary=f"{run.predictor.task.name}: {run.name}",
-            tags=[run.predictor.task.name],
+        answers = response_model(run.name, run.predictor)
+        task = run.predictor.task.name
+        routes = (
+            ("predict", _endpoint(run, answer), f"{task}: {run.name}"),
+            ("upload", _upload(run, answer), f"{task}: {run.name}, inputs as uploaded files"),
         )
-
-    for run in served.values():
-        app.add_api_route(
-            f"/v1/{run.name}/upload",
-            _upload(run, answer),
-            methods=["POST"],
-            response_model=PredictResponse,
-            name=f"upload-{run.name}",
-            summary=f"{run.predictor.task.name}: {run.name}, inputs as uploaded files",
-            tags=[run.predictor.task.name],
-        )
+        for verb, endpoint, summary in routes:
+            app.add_api_route(
+                f"/v1/{run.name}/{verb}",
+                endpoint,
+                methods=["POST"],
+                response_model=answers,
+                name=f"{verb}-{run.name}",
+                summary=summary,
+                tags=[task],
+            )
 
     @app.post("/v1/{name}/predict", include_in_schema=False)
     async def unknown(name: str) -> JSONResponse:
@@ -364,11 +363,11 @@ def _endpoint(run: ServedRun, answer: Any) -> Any:
     """The route function of ``run``, its body annotated with the run's request model (FastAPI
     reads the annotation, so it is set on the function rather than written in the source)."""
 
-    async def predict(body: Any) -> dict[str, Any]:
-        result: dict[str, Any] = await answer(run, body)
+    async def predict(body: Any) -> Response:
+        result: Response = await answer(run, body)
         return result
 
-    predict.__annotations__ = {"body": run.model, "return": dict[str, Any]}
+    predict.__annotations__ = {"body": run.model, "return": Response}
     return predict
 
 
@@ -380,7 +379,7 @@ def _upload(run: ServedRun, answer: Any) -> Any:
     async def upload(
         files: list[UploadFile] = File(..., description="one input per file"),  # noqa: B008
         options: str = Form("{}", description='the options as JSON, e.g. {"beam_size": 3}'),
-    ) -> dict[str, Any]:
+    ) -> Response:
         inputs, names = [], []
         for k, file in enumerate(files):
             data = await file.read()
@@ -404,7 +403,7 @@ def _upload(run: ServedRun, answer: Any) -> Any:
             first = err.errors()[0]
             loc = ".".join(str(p) for p in first["loc"]) or "options"
             raise RequestError(422, f"{loc}: {first['msg']}", "invalid") from None
-        result: dict[str, Any] = await answer(run, body, names)
+        result: Response = await answer(run, body, names)
         return result
 
     return upload

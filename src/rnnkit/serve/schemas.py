@@ -20,13 +20,14 @@ from rnnkit.tasks.base import Option, Predictor, TextGenerator
 __all__ = [
     "GENERATION_OPTIONS",
     "ErrorResponse",
+    "GeneratedText",
     "Health",
     "OptionInfo",
-    "PredictResponse",
     "RunInfo",
     "RunsResponse",
     "option_fields",
     "request_model",
+    "response_model",
 ]
 
 GENERATION_OPTIONS: tuple[Option, ...] = (
@@ -71,12 +72,11 @@ class RunsResponse(_Strict):
     runs: list[RunInfo]
 
 
-class PredictResponse(_Strict):
-    """``POST /v1/{run}/predict``: one output per input, in order (what ``rnnkit predict RUN
-    --json`` prints for it)."""
+class GeneratedText(_Strict):
+    """A prompt and the text a language model wrote after it (``max_tokens`` given)."""
 
-    run: str
-    outputs: list[dict[str, Any]]
+    input: str
+    text: str = Field(description="the prompt and its continuation")
 
 
 class ErrorResponse(_Strict):
@@ -119,6 +119,23 @@ def option_info(option: Option) -> OptionInfo:
     )
 
 
+def _title(run: str) -> str:
+    return "".join(p.capitalize() for p in run.replace(".", "-").replace("_", "-").split("-") if p)
+
+
+def response_model(run: str, predictor: Predictor[Any, Any]) -> type[BaseModel]:
+    """The pydantic model of ``run``'s answers: ``{"run", "outputs": [the predictor's
+    json_output, or GeneratedText for a TextGenerator asked for text]}``."""
+    output: Any = predictor.json_output
+    if isinstance(predictor, TextGenerator):
+        output = output | GeneratedText
+    fields: dict[str, Any] = {
+        "run": (str, Field(description="the run's name")),
+        "outputs": (list[output], Field(description="one output per input, in order")),
+    }
+    return create_model(f"{_title(run) or 'Run'}Response", __base__=_Strict, **fields)
+
+
 def request_model(run: str, predictor: Predictor[Any, Any]) -> type[BaseModel]:
     """The pydantic model of a request to ``run``: ``inputs`` and the run's options (each
     optional: absent or null takes the task's default)."""
@@ -133,5 +150,4 @@ def request_model(run: str, predictor: Predictor[Any, Any]) -> type[BaseModel]:
         if option.choices is not None:
             kind = Literal[tuple(option.choices)]
         fields[option.name] = (kind | None, Field(None, description=option.help))
-    title = "".join(part.capitalize() for part in run.replace(".", "-").split("-") if part)
-    return create_model(f"{title or 'Run'}Request", __base__=_Strict, **fields)
+    return create_model(f"{_title(run) or 'Run'}Request", __base__=_Strict, **fields)

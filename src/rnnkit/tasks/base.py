@@ -41,6 +41,7 @@ from typing import (
 )
 
 import torch
+from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from rnnkit.config import EmptySection, FrozenConfig, RunConfig
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from rnnkit.decoding.search import SamplingConfig
 
 __all__ = [
+    "JSONModel",
     "NoObjective",
     "Option",
     "Predictor",
@@ -61,6 +63,14 @@ __all__ = [
     "json_kind",
     "to_json",
 ]
+
+
+class JSONModel(BaseModel):
+    """The base of the pydantic models that describe a predictor's :meth:`Predictor.to_json`
+    (the server's OpenAPI schema): unknown keys are refused, so a model that drifts from what
+    ``to_json`` writes fails its test."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class TaskError(ValueError):
@@ -331,6 +341,8 @@ class Predictor(ABC, Generic[In, Out]):
     """What one input is, for the server and its page: a text, an image or a series."""
     json_input: ClassVar[Any] = str
     """The type of one input's JSON form (a type pydantic reads), for the server's schema."""
+    json_output: ClassVar[Any] = dict[str, Any]
+    """The type of :meth:`to_json`'s value (a :class:`JSONModel`), for the server's schema."""
 
     def parse(self, text: str) -> In:
         """An input from its text form (a command-line argument or a line of ``--input``)."""

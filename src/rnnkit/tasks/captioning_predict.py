@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from rnnkit.data.images import ImageBytes, ImageError, load_image
 from rnnkit.decoding import Hypothesis, SamplingConfig, SearchConfig, beam_search, sample
 from rnnkit.models.captioning_model import CaptioningModel
 from rnnkit.models.image_encoders import ImageEncoder
-from rnnkit.tasks.base import Predictor, TaskError, attention_plot_folder, json_kind
+from rnnkit.tasks.base import JSONModel, Predictor, TaskError, attention_plot_folder, json_kind
 from rnnkit.tasks.captioning_features import pixels_of
 from rnnkit.tasks.decoding_options import sampling_options
 from rnnkit.training.device import flush_denormals
@@ -145,12 +146,31 @@ def _caption(task: CaptioningTask, hyp: Hypothesis) -> Caption:
     )
 
 
+class CaptionJSON(JSONModel):
+    """One caption in ``rnnkit predict --json`` (see :meth:`Caption.to_dict`)."""
+
+    caption: str
+    tokens: list[str]
+    score: float
+    truncated: bool
+    attention: list[list[list[float]]] | None = Field(None, description="(T', Hg, Wg) weights")
+
+
+class CaptionsJSON(JSONModel):
+    """One image's n-best captions and the CNN grid's size."""
+
+    image: str
+    captions: list[CaptionJSON]
+    grid: list[int] = Field(description="[Hg, Wg]")
+
+
 class CaptioningPredictor(Predictor[Path | ImageBytes, list[Caption]]):
     """Image files (or their bytes) in; for each, its n-best captions with scores, words and
     attention."""
 
     task: CaptioningTask
     input_kind = "image"
+    json_output = CaptionsJSON
 
     def parse(self, text: str) -> Path:
         return Path(text)

@@ -1,16 +1,23 @@
 """The classification task's inference side: :class:`Prediction` (a text's label, class
-probabilities, tokens and attention) and :class:`ClassificationPredictor` (``rnnkit predict``)."""
+probabilities, tokens and attention) and :class:`ClassificationPredictor` (``rnnkit predict``).
+
+:class:`Prediction` and its text and JSON are :mod:`rnnkit.runtime.classification`'s (torch-free),
+so the torch and onnx engines answer alike."""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import Field
+
+from rnnkit.runtime.classification import Prediction as Prediction
+from rnnkit.runtime.classification import format_prediction, prediction_json
 from rnnkit.tasks.base import (
+    JSONModel,
     Predictor,
     TaskError,
     attention_plot_folder,
@@ -29,21 +36,14 @@ if TYPE_CHECKING:
     from rnnkit.tasks.classification import ClassificationTask
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """The class of one text.
+class PredictionJSON(JSONModel):
+    """One text's class in ``rnnkit predict --json``."""
 
-    Attributes:
-        label: the most probable class.
-        probabilities: class -> probability, in the run's class order.
-        tokens: the T tokens the model read, as strings.
-        attention: (T,) attention weights over them (attention pooling), else None.
-    """
-
+    input: str
     label: str
     probabilities: dict[str, float]
     tokens: list[str]
-    attention: list[float] | None = None
+    attention: list[float] | None = Field(None, description="(T,) weights, attention pooling")
 
 
 class ClassificationPredictor(Predictor[str, Prediction]):
@@ -82,23 +82,16 @@ class ClassificationPredictor(Predictor[str, Prediction]):
 
     def format(self, output: Prediction) -> str:
         """``label<TAB>class p, class p, ...`` (probabilities to 3 decimals, class order)."""
-        probs = ", ".join(f"{label} {p:.3f}" for label, p in output.probabilities.items())
-        return f"{output.label}\t{probs}"
+        return format_prediction(output)
+
+    json_output = PredictionJSON
 
     def input_tokens(self, inp: str) -> int:
         """The text's tokens as the model reads them."""
         return len(self.task.tokens_of(inp))
 
     def to_json(self, inp: str, output: Prediction) -> Any:
-        body: dict[str, Any] = {
-            "input": inp,
-            "label": output.label,
-            "probabilities": output.probabilities,
-            "tokens": output.tokens,
-        }
-        if output.attention is not None:
-            body["attention"] = [round(v, 4) for v in output.attention]
-        return body
+        return prediction_json(inp, output)
 
     def write_files(
         self, inputs: Sequence[str], outputs: Sequence[Prediction], options: Mapping[str, Any]

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
 from rnnkit.data.timeseries import SeriesError, TimeSeries, future_times
-from rnnkit.metrics.forecast import interval_pairs
 from rnnkit.models.forecaster import Forecaster
-from rnnkit.tasks.base import Predictor, TaskError, json_kind
+from rnnkit.runtime import series
+from rnnkit.runtime.series import interval_pairs
+from rnnkit.tasks.base import JSONModel, Predictor, TaskError, json_kind
 from rnnkit.viz.figures import save_png
 from rnnkit.viz.forecast import Interval, forecast_figure
 
@@ -35,8 +35,9 @@ History = Path | TimeSeries
 
 
 @dataclass(frozen=True)
-class ForecastResult:
-    """A forecast of C series over H steps.
+class ForecastResult(series.ForecastResult):
+    """A forecast of C series over H steps: the table of :class:`rnnkit.runtime.series.
+    ForecastResult` (both engines print it) and its figure.
 
     Attributes:
         time: (H,) forecast timestamps. point: (H, C) medians. quantiles: (H, C, Q) at ``levels``.
@@ -44,30 +45,6 @@ class ForecastResult:
         attention: (H, L) attention weights over the lookback (attention head), else None.
         lookback_time: (L,) timestamps the model read.
     """
-
-    time: pd.DatetimeIndex
-    point: np.ndarray
-    quantiles: np.ndarray
-    levels: tuple[float, ...]
-    targets: tuple[str, ...]
-    time_column: str
-    attention: np.ndarray | None
-    lookback_time: pd.DatetimeIndex
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per step: the time column, ``forecast``, ``lower_<p>``/``upper_<p>`` for each
-        central p % interval and ``q<level>`` for each quantile; columns are prefixed with
-        ``<target>_`` when there are several targets."""
-        columns: dict[str, Any] = {self.time_column: self.time}
-        for c, name in enumerate(self.targets):
-            prefix = f"{name}_" if len(self.targets) > 1 else ""
-            columns[f"{prefix}forecast"] = self.point[:, c]
-            for percent, i, j in interval_pairs(self.levels):
-                columns[f"{prefix}lower_{percent}"] = self.quantiles[:, c, i]
-                columns[f"{prefix}upper_{percent}"] = self.quantiles[:, c, j]
-            for k, q in enumerate(self.levels):
-                columns[f"{prefix}q{q:g}"] = self.quantiles[:, c, k]
-        return pd.DataFrame(columns)
 
     def plot(self, path: Path, history: TimeSeries, actuals: TimeSeries | None = None) -> Path:
         """Write a PNG of the last steps of ``history`` (4 horizons, at least the lookback), the
@@ -104,6 +81,14 @@ class Forecast:
     output: Path | None = None
 
 
+class ForecastJSON(JSONModel):
+    """One history's forecast: the table of :meth:`ForecastResult.to_frame` by column (the time
+    column as strings; ``forecast``, ``lower_<p>``/``upper_<p>``, ``q<level>``)."""
+
+    input: str
+    output: dict[str, list[str] | list[float]]
+
+
 @dataclass
 class ForecastPredictor(Predictor[History, Forecast]):
     """Forecasts after history files: ``rnnkit predict RUN history.csv [--horizon H]
@@ -117,6 +102,7 @@ class ForecastPredictor(Predictor[History, Forecast]):
     task: ForecastingTask
     input_kind = "series"
     json_input = str | dict[str, list[Any] | str]
+    json_output = ForecastJSON
 
     def parse(self, text: str) -> Path:
         return Path(text.strip())
@@ -209,14 +195,11 @@ class ForecastPredictor(Predictor[History, Forecast]):
         """The forecast as CSV (header and H rows), or "" when it goes to ``--output``."""
         if output.output is not None:
             return ""
-        text: str = output.result.to_frame().to_csv(index=False)
-        return text.rstrip("\n")
+        return output.result.to_csv()
 
     def to_json(self, inp: History, output: Forecast) -> Any:
-        frame = output.result.to_frame()
-        frame[output.result.time_column] = frame[output.result.time_column].astype(str)
         source = str(inp) if isinstance(inp, Path) else inp.source
-        return {"input": source, "output": frame.to_dict(orient="list")}
+        return {"input": source, "output": output.result.to_columns()}
 
     def write_files(
         self, inputs: Sequence[History], outputs: Sequence[Forecast], options: Mapping[str, Any]

@@ -99,7 +99,16 @@ from rnnkit.models.language_model import (
     TransformerLM,
     build_language_model,
 )
-from rnnkit.tasks.base import Option, Predictor, Report, StepOutput, Task, TaskError, to_json
+from rnnkit.tasks.base import (
+    JSONModel,
+    Option,
+    Predictor,
+    Report,
+    StepOutput,
+    Task,
+    TaskError,
+    to_json,
+)
 from rnnkit.training.device import flush_denormals
 from rnnkit.training.losses import token_cross_entropy
 
@@ -573,6 +582,22 @@ class NextTokens:
     candidates: list[Candidate]
 
 
+class CandidateJSON(JSONModel):
+    """One next token (see :class:`Candidate`)."""
+
+    token: str
+    text: str
+    probability: float
+
+
+class NextTokensJSON(JSONModel):
+    """A prompt's most likely next tokens, most likely first."""
+
+    input: str
+    prompt_tokens: list[str]
+    candidates: list[CandidateJSON]
+
+
 class LanguageModelPredictor(Predictor[str, NextTokens]):
     """Prompts in; their most likely next tokens out (``rnnkit predict``); :meth:`generate`."""
 
@@ -629,6 +654,8 @@ class LanguageModelPredictor(Predictor[str, NextTokens]):
     def format(self, output: NextTokens) -> str:
         """One ``token<TAB>probability`` line per candidate, most likely first."""
         return "\n".join(f"{c.text}\t{c.probability:.4f}" for c in output.candidates)
+
+    json_output = NextTokensJSON
 
     def input_tokens(self, inp: str) -> int:
         """The prompt's tokens under the run's tokeniser."""

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from rnnkit.data.conll import punctuation_words, restore_punctuation
-from rnnkit.tasks.base import Predictor
+from rnnkit.tasks.base import JSONModel, Predictor
 
 if TYPE_CHECKING:
     from rnnkit.tasks.tagging import TaggingTask
@@ -29,6 +31,15 @@ class Tagged:
     tokens: list[str]
     tags: list[str]
     probabilities: list[float]
+
+
+class TaggedJSON(JSONModel):
+    """One sentence's tags in ``rnnkit predict --json``."""
+
+    tokens: list[str]
+    tags: list[str]
+    probabilities: list[float]
+    text: str | None = Field(None, description="the sentence punctuated (punctuation tags)")
 
 
 class TaggingPredictor(Predictor[list[str], Tagged]):
@@ -63,6 +74,8 @@ class TaggingPredictor(Predictor[list[str], Tagged]):
         if self.task.punctuation_tags():
             return restore_punctuation(output.tokens, output.tags) + "\n" + pairs
         return pairs
+
+    json_output = TaggedJSON
 
     def input_tokens(self, inp: list[str]) -> int:
         """The sentence's words (one tag each)."""

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from rnnkit.data.parallel import pad_pairs
 from rnnkit.data.tokenizers import EOS_ID, Tokenizer
 from rnnkit.decoding import Hypothesis, SamplingConfig, SearchConfig, beam_search, sample
 from rnnkit.models.seq2seq import Seq2Seq
-from rnnkit.tasks.base import Predictor, TaskError, attention_plot_folder, to_json
+from rnnkit.tasks.base import JSONModel, Predictor, TaskError, attention_plot_folder, to_json
 from rnnkit.tasks.decoding_options import sampling_options
 from rnnkit.training.device import flush_denormals
 from rnnkit.viz.attention import plot_attention
@@ -153,6 +154,24 @@ def _translation(
     )
 
 
+class TranslationJSON(JSONModel):
+    """One hypothesis in ``rnnkit predict --json`` (see :meth:`Translation.to_dict`)."""
+
+    translation: str
+    score: float
+    source_tokens: list[str]
+    output_tokens: list[str]
+    truncated: bool
+    attention: list[list[float]] | None = Field(None, description="(T', S) weights")
+
+
+class TranslationsJSON(JSONModel):
+    """One input's n-best translations, best first."""
+
+    input: str
+    translations: list[TranslationJSON]
+
+
 class TranslationPredictor(Predictor[str, list[Translation]]):
     """Sentences in; for each, its n-best translations with scores, tokens and attention."""
 
@@ -188,6 +207,8 @@ class TranslationPredictor(Predictor[str, list[Translation]]):
         if len(output) == 1:
             return text(output[0])
         return "\n".join(f"{k}\t{t.score:.4f}\t{text(t)}" for k, t in enumerate(output, 1))
+
+    json_output = TranslationsJSON
 
     def input_tokens(self, inp: str) -> int:
         """The source sentence's tokens under the run's source tokeniser."""
