@@ -323,7 +323,8 @@ def captioning_demo(root: Path, budget: Budget) -> dict[str, Any]:
     print(
         f"== 4. Captioning: each word looks at a different part of the image. emoji-scenes "
         f"({train} training scenes of two or three emoji), frozen EfficientNet-Lite0 features "
-        f"(7 x 7 x 1280, computed once and cached), {steps} steps each"
+        f"computed once and cached (Show and Tell: its 7 x 7 x 1280 head; Show, Attend and Tell: "
+        f"its 14 x 14 x 112 grid), {steps} steps each"
     )
     runs: dict[str, api.LoadedRun] = {}
     summary: dict[str, Any] = {"steps": steps}
@@ -331,9 +332,8 @@ def captioning_demo(root: Path, budget: Budget) -> dict[str, Any]:
     for name, attention in CAPTION_MODELS.items():
         run = _fresh(root / f"scenes-{attention}")
         config = api.load_config(
-            "caption-scenes-soft",
+            f"caption-scenes-{attention}",
             [
-                f"model.attention={attention}",
                 f"data.scenes=[{train},{valid},{test}]",
                 "train.threads=2",
                 *_budget(steps, budget.seed),

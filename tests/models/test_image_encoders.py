@@ -61,6 +61,26 @@ def test_efficientnet_grid_is_the_packages_last_feature_map_channels_last(
     assert_close(grid[1, 2, 5], features[1, :, 2, 5])  # cell (row 2, column 5)
 
 
+def test_efficientnet_14_grid_is_the_last_stride_16_block_of_the_package() -> None:
+    fine = EfficientNetLite0(default_efficientnet_weights(), grid=14).eval()
+    images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        grid = fine(images)
+    assert grid.shape == (2, 14, 14, 112)
+    assert (fine.feature_size, fine.grid) == (112, (14, 14))
+    reference = efficientnet.EfficientNet.from_name("efficientnet-lite0").eval()
+    state = torch.load(default_efficientnet_weights(), map_location="cpu", weights_only=True)
+    reference.load_state_dict(state)
+    seen: list[torch.Tensor] = []
+    hook = reference._blocks[10].register_forward_hook(lambda m, i, out: seen.append(out))
+    with torch.inference_mode():
+        reference.extract_features(images)
+    hook.remove()
+    assert reference._blocks[10]._block_args.output_filters == 112
+    assert reference._blocks[11]._block_args.stride == [2]  # the next stage halves the grid
+    assert_close(grid, seen[0].permute(0, 2, 3, 1))
+
+
 def test_efficientnet_normalisation_is_the_tf_lite_one(lite0: EfficientNetLite0) -> None:
     # (pixel - 127) / 128 on 0..255 pixels, the TensorFlow EfficientNet-Lite preprocessing
     assert lite0.mean == EFFICIENTNET_MEAN == (127 / 255, 127 / 255, 127 / 255)
@@ -295,8 +315,10 @@ def test_build_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
         ValueError, match=r"^small_cnn is trained from scratch and takes no weights"
     ):
         build_encoder("small_cnn", Path("w.pth"))
-    with pytest.raises(ValueError, match=r"^efficientnet_lite0 has a 7 x 7 grid, got grid=14$"):
-        build_encoder("efficientnet_lite0", grid=14)
+    with pytest.raises(
+        ValueError, match=r"^efficientnet_lite0 has a 7 x 7 or a 14 x 14 grid, got grid=9$"
+    ):
+        build_encoder("efficientnet_lite0", grid=9)
     with pytest.raises(
         ValueError,
         match=r"^torchvision:resnet50 needs a weights file on disk \(nothing is downloaded\); pass its path$",

