@@ -1,4 +1,5 @@
-"""Tests for rnnkit.models.baselines: forecasts by definition, interval growth, ETS, errors."""
+"""Tests for rnnkit.models.baselines: forecasts by definition, interval growth, automatic ETS,
+errors."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from rnnkit.models.baselines import (
     drift,
     ets,
+    ets_candidates,
     naive,
     run_baselines,
     run_baselines_columns,
@@ -92,3 +94,64 @@ def test_ets_beats_seasonal_naive_on_trend_plus_season(history: np.ndarray) -> N
     error = np.mean(np.abs(f.point - truth))
     assert error < np.mean(np.abs(seasonal_naive(history, H, M, LEVELS).point - truth))
     assert set(run_baselines(history, H, M, LEVELS)) == {"naive", "seasonal_naive", "drift", "ets"}
+
+
+def _monthly(multiplicative: bool, n: int = 120) -> np.ndarray:
+    """A monthly series with a linear trend: a season 30 % of the level wide (multiplicative) or
+    none, and 2 % multiplicative noise."""
+    rng = np.random.default_rng(1)
+    t = np.arange(n)
+    season = 1 + 0.3 * np.sin(2 * np.pi * t / 12) if multiplicative else np.ones(n)
+    return (100 + 2.0 * t) * season * np.exp(0.02 * rng.normal(size=n))
+
+
+def test_ets_candidates_follow_the_series() -> None:
+    positive = _monthly(True)
+    names = [spec.name for spec in ets_candidates(positive, 12)]
+    assert len(names) == 15  # R's restrict: no additive error with a multiplicative season
+    assert {"ETS(A,N,N)", "ETS(A,Ad,A)", "ETS(M,A,M)", "ETS(M,Ad,N)"} <= set(names)
+    assert "ETS(A,A,M)" not in names
+    negative = positive - 200.0  # not strictly positive: additive parts only
+    assert [s.name for s in ets_candidates(negative, 12)] == [
+        "ETS(A,N,N)",
+        "ETS(A,N,A)",
+        "ETS(A,A,N)",
+        "ETS(A,A,A)",
+        "ETS(A,Ad,N)",
+        "ETS(A,Ad,A)",
+    ]
+    short = positive[: 2 * 12 + 1]  # under two seasons plus two points: no season
+    assert {s.seasonal for s in ets_candidates(short, 12)} == {None}
+    assert {s.seasonal for s in ets_candidates(positive, 1)} == {None}
+
+
+@needs_statsmodels
+def test_ets_chooses_a_multiplicative_season_when_the_season_scales_with_the_level() -> None:
+    y = _monthly(True)
+    f = ets(y, 24, 12, LEVELS)
+    assert f.model.endswith(",M)"), f.model
+    assert np.isfinite(f.point).all() and np.isfinite(f.quantiles).all()
+    assert (np.diff(f.quantiles, axis=1) > 0).all()
+    t = np.arange(120, 144)
+    truth = (100 + 2.0 * t) * (1 + 0.3 * np.sin(2 * np.pi * t / 12))
+    snaive = seasonal_naive(y, 24, 12, LEVELS).point
+    assert np.mean(np.abs(f.point - truth)) < 0.5 * np.mean(np.abs(snaive - truth))
+    again = ets(y, 24, 12, LEVELS)  # simulated intervals are seeded
+    np.testing.assert_array_equal(again.quantiles, f.quantiles)
+
+
+@needs_statsmodels
+def test_ets_chooses_no_season_for_a_series_without_one() -> None:
+    y = _monthly(False)
+    f = ets(y, 12, 12, LEVELS)
+    assert f.model.endswith(",N)"), f.model
+    assert np.isfinite(f.point).all() and (np.diff(f.quantiles, axis=1) > 0).all()
+    assert f.levels == LEVELS
+
+
+@needs_statsmodels
+def test_ets_on_a_series_with_negative_values_uses_additive_parts() -> None:
+    y = _monthly(True) - 250.0
+    f = ets(y, 12, 12, LEVELS)
+    assert f.model.startswith("ETS(A,") and not f.model.endswith(",M)")
+    assert (np.diff(f.quantiles, axis=1) > 0).all()

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from torch.testing import assert_close
 
 from rnnkit.data.series_windows import ScalerStats
-from rnnkit.models.forecaster import Forecaster, ForecasterConfig
-from rnnkit.nn.distributions import forecast_loss
+from rnnkit.models.forecaster import Forecaster, ForecasterConfig, SeriesForecasters
+from rnnkit.nn.distributions import forecast_loss, point_forecast
 
 B, L, H, C, P, K, D, M = (
     3,
@@ -173,3 +173,50 @@ def test_config_errors_name_the_field() -> None:
         Forecaster(
             ForecasterConfig(), targets=1, past=0, calendar=0, lookback=6, horizon=2, season=12
         )
+
+
+@pytest.mark.parametrize("head", ["direct", "attention"])
+def test_series_forecasters_send_each_window_to_its_own_model(head: str) -> None:
+    """A panel's per-series models: the batch's answer equals each model on its own windows."""
+    first, second = model(head=head), model(head=head, hidden_size=D + 1)
+    both = SeriesForecasters([first, second]).eval()
+    history, calendar, past, targets = window()
+    series = torch.tensor([1, 0, 1])
+    with torch.no_grad():
+        out = both(history, calendar, past, series=series)
+        point, q, attention = both.predict(history, calendar, past, series=series)
+        for s, m in ((0, first), (1, second)):
+            at = (series == s).nonzero()[:, 0]
+            alone = m(history[at], calendar[at], past[at])
+            assert_close(out.params[:, at], alone.params)
+            assert_close(out.level[at], alone.level)
+            p, qq, a = m.predict(history[at], calendar[at], past[at])
+            assert_close(point[at], p)
+            assert_close(q[at], qq)
+            if head == "attention":
+                assert attention is not None and a is not None
+                assert_close(attention[at], a)
+    with pytest.raises(ValueError, match="needs each window's series index"):
+        both(history, calendar, past)
+
+
+def test_calibrated_quantiles_are_the_median_plus_the_residuals() -> None:
+    m = model(likelihood="gaussian", ensemble=2)
+    history, calendar, past, _ = window()
+    with torch.no_grad():
+        point, plain, _ = m.predict(history, calendar, past)
+        residual = torch.zeros(H, C, 3)
+        residual[..., 0], residual[..., 2] = -0.5, 0.25  # normalised units
+        m.set_interval_residual(residual)
+        same, q, _ = m.predict(history, calendar, past)
+        out = m(history, calendar, past)
+        z = point_forecast(out.params, "gaussian", m.levels).mean(0)  # (B, H, C) normalised
+        expected = m.denormalize(z[..., None] + residual[None], out.level)
+        assert_close(same, point)
+        assert_close(q, expected)
+        assert not torch.equal(q, plain)
+        # another level: the residual interpolated between the trained levels (0.3: -0.25)
+        _, q3, _ = m.predict(history, calendar, past, levels=(0.3, 0.5))
+        assert_close(q3[..., 0], m.denormalize(z[..., None] - 0.25, out.level)[..., 0])
+    with pytest.raises(ValueError, match=r"interval residual must be \(5, 2, 3\), got \(5, 2\)"):
+        m.set_interval_residual(torch.zeros(H, C))

@@ -30,6 +30,7 @@ from rnnkit.tasks.forecasting import (
     backtest,
     forecast,
 )
+from rnnkit.tasks.forecasting_calibration import CALIBRATION_FILE
 from rnnkit.tasks.run import build_run_config, load_predictor, load_run, write_config
 from rnnkit.training import Trainer
 from rnnkit.viz.forecast import Interval, forecast_figure
@@ -191,12 +192,23 @@ def test_data_config_errors(tmp_path: Path) -> None:
 def test_configs_written_by_the_previous_rnnkit_validate_unchanged(tmp_path: Path) -> None:
     """The config.yaml of a run trained before tasks/ existed: task, data, model, train only."""
     raw = raw_config(tmp_path / "a.csv")
-    new_keys = {"date_format": None, "dayfirst": None}  # added later, absent from old files
+    # added later, absent from old files
+    new_keys = {
+        "date_format": None,
+        "dayfirst": None,
+        "calibration_size": None,
+        "future_covariates": [],
+    }
+    new_model_keys = {"calibration": "conformal", "global": True}
     data = run_config(tmp_path / "a.csv").data.model_dump(mode="json")
     old = {
         "task": "forecasting",
         "data": {k: v for k, v in data.items() if k not in new_keys},
-        "model": run_config(tmp_path / "a.csv").model.model_dump(mode="json"),
+        "model": {
+            k: v
+            for k, v in run_config(tmp_path / "a.csv").model.model_dump(mode="json").items()
+            if k not in new_model_keys
+        },
         "train": raw["train"],
     }
     assert sorted(old["data"]) == sorted(
@@ -234,7 +246,7 @@ def test_configs_written_by_the_previous_rnnkit_validate_unchanged(tmp_path: Pat
     )
     config = build_run_config(yaml.safe_load(yaml.safe_dump(old)))
     assert config.data.model_dump(mode="json") == {**old["data"], **new_keys}
-    assert config.model.model_dump(mode="json") == old["model"]
+    assert config.model.model_dump(mode="json") == {**old["model"], **new_model_keys}
 
 
 # ---------------------------------------------------------------------------- loading and forecasts
@@ -330,7 +342,8 @@ def test_forecast_figure_draws_history_forecast_interval_actuals_and_attention(
 
 def _copy_run(run: Path, to: Path) -> Path:
     to.mkdir()
-    for name in ("config.yaml", META_FILE, "best.safetensors", "model.safetensors"):
+    files = ("config.yaml", META_FILE, CALIBRATION_FILE, "best.safetensors", "model.safetensors")
+    for name in files:
         (to / name).write_bytes((run / name).read_bytes())
     return to
 

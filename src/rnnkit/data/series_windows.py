@@ -2,11 +2,14 @@
 
 Scalers (:class:`ScalerStats`, :func:`fit_scaler`) are fitted on the training part only; a series
 is split by time (:class:`TimeSplit`, :func:`split_by_time`) and cut into windows
-(:func:`windows`, :func:`series_windows`). Shapes as in :mod:`rnnkit.data.timeseries`.
+(:func:`windows`, :func:`series_windows`; future covariates join the calendar block, those after
+the end from the series' ``ahead`` rows, :func:`future_block`). Shapes as in
+:mod:`rnnkit.data.timeseries`.
 
 What a trained forecaster remembers of its series (frequency, season, calendar features, column
-names and the scalers fitted on the training part) is a :class:`SeriesMeta`, saved as JSON in the
-run folder at training time so that a run forecasts without its training data.
+names, future covariates and the scalers fitted on the training part) is a :class:`SeriesMeta`,
+saved as JSON in the run folder at training time so that a run forecasts without its training
+data.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
 from rnnkit.data.timeseries import (
     _FLOAT,
@@ -178,7 +182,8 @@ class SeriesWindows(NamedTuple):
 
     Attributes:
         history: (W, L, C) targets before each origin. past: (W, L, P) past covariates.
-        calendar: (W, L + H, K) calendar features of the window and of the forecast steps.
+        calendar: (W, L + H, K + F) calendar features of the window and of the forecast steps,
+            then the F future covariates (scaled when a scaler is given; F = 0 without them).
         targets: (W, H, C) true values from each origin on (NaN past the series' end).
     """
 
@@ -188,17 +193,56 @@ class SeriesWindows(NamedTuple):
     targets: np.ndarray
 
 
+def _stamp(time: pd.Timestamp) -> str:
+    """``2001-06-01`` for a midnight, else the full timestamp."""
+    return f"{time:%Y-%m-%d}" if time == time.normalize() else str(time)
+
+
+def future_block(series: TimeSeries, extra: int, scaler: ScalerStats | None = None) -> np.ndarray:
+    """The future covariates of ``series``'s N steps and of ``extra`` steps after its end, from
+    :attr:`~rnnkit.data.timeseries.TimeSeries.ahead`: (N + extra, F) float64, scaled
+    ``(x - loc) / scale`` with ``scaler`` when given.
+
+    Raises:
+        SeriesError: ``ahead`` holds fewer than ``extra`` rows (naming every future covariate).
+        ValueError: a scaler of another width than F.
+    """
+    F, given = len(series.future_names), len(series.ahead)
+    if scaler is not None and scaler.loc.shape != (F,):
+        raise ValueError(f"future_scaler has {scaler.loc.size} columns for {F} future covariates")
+    if F == 0:
+        return np.zeros((len(series) + extra, 0), dtype=_FLOAT)
+    if extra > given:
+        names = ", ".join(f"'{name}'" for name in series.future_names)
+        what = f"future covariate {names} is" if F == 1 else f"future covariates {names} are"
+        raise SeriesError(
+            f"{series.source}: {what} needed for {extra} steps after "
+            f"{_stamp(series.time[-1])}, the input gives {given}; add rows after the last value "
+            f"with {names} filled in"
+        )
+    block = np.concatenate([series.future, series.ahead[:extra]])  # (N + extra, F)
+    return block if scaler is None else scaler.transform(block)
+
+
 def series_windows(
     series: TimeSeries,
     origins: np.ndarray,
     lookback: int,
     horizon: int,
     calendar: Sequence[CalendarFeature],
+    future_scaler: ScalerStats | None = None,
 ) -> SeriesWindows:
     """Windows of ``series`` at ``origins`` (W,) (the index of each window's first forecast
     step): L = ``lookback`` steps before, H = ``horizon`` after. Steps past the series' end get
-    their timestamps (and calendar features) from the series' frequency and NaN targets, so the
-    last window may forecast the future."""
+    their timestamps (and calendar features) from the series' frequency, their F future
+    covariates from ``series.ahead`` and NaN targets, so the last window may forecast the
+    future. The calendar block is (W, L + H, K + F): the K calendar features, then the future
+    covariates, scaled with ``future_scaler`` when given.
+
+    Raises:
+        SeriesError: with future covariates, a window reaching further past the end than
+            ``series.ahead`` goes (the message names the columns and the steps missing).
+    """
     L, H = lookback, horizon
     extra = max(0, int(origins.max()) + H - len(series)) if len(origins) else 0
     time = (
@@ -207,11 +251,13 @@ def series_windows(
         else series.time
     )
     values = np.concatenate([series.values, np.full((extra, series.values.shape[1]), np.nan)])
-    features = calendar_features(time, calendar)  # (N + extra, K)
+    features = np.concatenate(
+        [calendar_features(time, calendar), future_block(series, extra, future_scaler)], axis=1
+    )  # (N + extra, K + F)
     return SeriesWindows(
         history=windows(values, origins, L, 0).astype(np.float32),  # (W, L, C)
         past=windows(series.past, origins, L, 0).astype(np.float32),  # (W, L, P)
-        calendar=windows(features, origins, L, H).astype(np.float32),  # (W, L + H, K)
+        calendar=windows(features, origins, L, H).astype(np.float32),  # (W, L + H, K + F)
         targets=windows(values, origins, 0, H).astype(np.float32),  # (W, H, C)
     )
 
@@ -228,6 +274,11 @@ class SeriesMeta:
         targets / past_covariates: column names. train_end: last timestamp of the training part.
         target_scaler / past_scaler: the scalers fitted on the training part (None in files
             written before rnnkit saved them; the weights carry them too).
+        future_covariates: the future covariates' column names (() in files without them).
+        future_scaler: the scaler of the future covariates, fitted on the training part (None
+            when the file has none).
+        lookback: L as resolved at training time (None in files written before rnnkit chose a
+            default lookback: their config sets it).
     """
 
     freq: str
@@ -238,9 +289,12 @@ class SeriesMeta:
     train_end: str
     target_scaler: ScalerStats | None = None
     past_scaler: ScalerStats | None = None
+    future_covariates: tuple[str, ...] = ()
+    future_scaler: ScalerStats | None = None
+    lookback: int | None = None
 
     def to_json(self) -> str:
-        """The JSON text of ``series.json``."""
+        """The JSON text of ``series.json`` (the optional keys only when set)."""
         raw: dict[str, Any] = {
             "freq": self.freq,
             "season": self.season,
@@ -253,6 +307,12 @@ class SeriesMeta:
             raw["target_scaler"] = self.target_scaler.to_dict()
         if self.past_scaler is not None:
             raw["past_scaler"] = self.past_scaler.to_dict()
+        if self.future_covariates:
+            raw["future_covariates"] = list(self.future_covariates)
+        if self.future_scaler is not None:
+            raw["future_scaler"] = self.future_scaler.to_dict()
+        if self.lookback is not None:
+            raw["lookback"] = self.lookback
         return json.dumps(raw, indent=2)
 
     @classmethod
@@ -262,7 +322,7 @@ class SeriesMeta:
             raw = json.loads(text)
             scalers = [
                 ScalerStats.from_dict(raw[key]) if key in raw else None
-                for key in ("target_scaler", "past_scaler")
+                for key in ("target_scaler", "past_scaler", "future_scaler")
             ]
             return cls(
                 freq=str(raw["freq"]),
@@ -273,8 +333,11 @@ class SeriesMeta:
                 train_end=str(raw["train_end"]),
                 target_scaler=scalers[0],
                 past_scaler=scalers[1],
+                future_covariates=tuple(str(c) for c in raw.get("future_covariates", ())),
+                future_scaler=scalers[2],
+                lookback=None if raw.get("lookback") is None else int(raw["lookback"]),
             )
-        except (ValueError, KeyError, TypeError) as err:
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise SeriesError(
                 f"{source}: not a valid series file ({type(err).__name__}: {err})"
             ) from None

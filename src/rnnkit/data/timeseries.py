@@ -1,29 +1,37 @@
 """Time series for forecasting: reading, checking and calendar features.
 
 A series is a table with a time column and one or more numeric target columns, optionally with
-*past covariates* (extra numeric columns known only up to the present). Covariates known in the
-future are the *calendar features* generated from the time column (month, day of week, ...), so
-they exist for any future timestamp. Shapes: N time steps, C targets, P past covariates, K calendar
-features (2 per named feature: its sine and cosine), L lookback, H horizon (also written T for
-time in window tensors), W windows.
+*past covariates* (extra numeric columns known only up to the present) and *future covariates*
+(columns known ahead of time too: a planned price, a holiday flag). The calendar features
+generated from the time column (month, day of week, ...) are known in the future as well, so they
+exist for any future timestamp; a future covariate's values after the last target value come from
+the file itself: its trailing rows whose target cells are all blank but whose future covariates
+are filled in (the forecast window's rows, :attr:`TimeSeries.ahead`). Shapes: N time steps,
+C targets, P past covariates, F future covariates, X rows known ahead, K calendar features
+(2 per named feature: its sine and cosine), L lookback, H horizon (also written T for time in
+window tensors), W windows.
 
 Checks (each a :class:`SeriesError` naming the source and the row; rows are numbered from 1, the
-first data row after a CSV's header being row 1):
+first data row after a CSV's header being row 1, or as the caller numbers them with ``rows``):
 
 - a missing column, an unparseable date, a non-numeric value;
 - dates written ``A/B/YYYY`` (or with ``.`` or ``-``) that read both day-first and month-first
   to different dates (set ``date_format`` or ``dayfirst``); where only one reading works (a field
   above 12) it is used. ISO dates (``YYYY-MM-DD``) are never ambiguous;
 - a duplicate timestamp, a timestamp off the series' frequency (irregular);
-- a gap: timestamps missing from the frequency's grid, or an empty value. Gaps are filled by
-  linear interpolation in time when asked (``fill_gaps="interpolate"``); values missing at the
-  very start or end take the nearest known value.
+- a gap: timestamps missing from the frequency's grid, or an empty value (a target, a past or a
+  future covariate). Gaps are filled by linear interpolation in time when asked
+  (``fill_gaps="interpolate"``); values missing at the very start or end take the nearest known
+  value;
+- rows after the last value (with future covariates only) that skip a step of the frequency or
+  leave a future covariate blank.
 
 The frequency is inferred from the timestamps (or given) and the rows are sorted by time.
 
 Built-in series are in :mod:`rnnkit.data.builtin_series`; scaling, splits by time, windows and
 a run's series facts (:class:`~rnnkit.data.series_windows.SeriesMeta`) in
-:mod:`rnnkit.data.series_windows`. Both build on this module (:class:`SeriesError`).
+:mod:`rnnkit.data.series_windows`; many series in one table in :mod:`rnnkit.data.panel`. All
+build on this module (:class:`SeriesError`).
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import logging
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -59,6 +67,10 @@ _FLOAT = np.float64
 _FORMAT_HINT = "data.date_format (e.g. '%d/%m/%Y')"
 
 
+def _no_columns() -> np.ndarray:
+    return np.zeros((0, 0), dtype=_FLOAT)
+
+
 # ----------------------------------------------------------------------------- checking
 
 
@@ -75,6 +87,10 @@ class TimeSeries:
         past_names: the P covariate column names.
         time_column: name of the time column.
         source: what the series was read from (file name or built-in name), used in messages.
+        future: (N, F) float64 future covariates at the N steps (F may be 0; left out, (N, 0)).
+        future_names: the F future covariate column names.
+        ahead: (X, F) float64 future covariates of the X steps after ``time[-1]`` (their
+            timestamps continue the grid: ``future_times(time[-1], freq, X)``); left out, (0, F).
     """
 
     time: pd.DatetimeIndex
@@ -85,12 +101,28 @@ class TimeSeries:
     past_names: tuple[str, ...]
     time_column: str
     source: str
+    future: np.ndarray = field(default_factory=_no_columns)
+    future_names: tuple[str, ...] = ()
+    ahead: np.ndarray = field(default_factory=_no_columns)
+
+    def __post_init__(self) -> None:
+        N, F = len(self.time), len(self.future_names)
+        if self.future.shape == (0, 0) and (N, F) != (0, 0):
+            object.__setattr__(self, "future", np.zeros((N, F), dtype=_FLOAT))
+        if self.ahead.shape == (0, 0) and self.future.shape[1] != 0:
+            object.__setattr__(self, "ahead", np.zeros((0, self.future.shape[1]), dtype=_FLOAT))
+        if self.future.shape != (N, F) or self.ahead.ndim != 2 or self.ahead.shape[1] != F:
+            raise ValueError(
+                f"{self.source}: future must be (N, F) = ({N}, {F}) and ahead (X, {F}), got "
+                f"{tuple(self.future.shape)} and {tuple(self.ahead.shape)}"
+            )
 
     def __len__(self) -> int:
         return len(self.time)
 
     def head(self, n: int) -> TimeSeries:
-        """The first ``n`` steps (a prefix, for backtesting)."""
+        """The first ``n`` steps (a prefix, for backtesting); the future covariates of the steps
+        left out move to the front of :attr:`ahead`, so the prefix still knows them."""
         return TimeSeries(
             self.time[:n],
             self.values[:n],
@@ -100,6 +132,9 @@ class TimeSeries:
             self.past_names,
             self.time_column,
             self.source,
+            future=self.future[:n],
+            future_names=self.future_names,
+            ahead=np.concatenate([self.future[n:], self.ahead]),  # (N - n + X, F)
         )
 
 
@@ -111,12 +146,22 @@ def _blank(value: object) -> bool:
     return isinstance(value, str) and value.strip().lower() in BLANKS
 
 
-def _parse_times(
+def _numbering(column: pd.Series, rows: np.ndarray | None) -> np.ndarray:
+    """(N,) the row number of each cell of ``column``: ``rows``, or 1, 2, ... when None."""
+    if rows is None:
+        return np.arange(1, len(column) + 1)
+    if len(rows) != len(column):
+        raise ValueError(f"rows has {len(rows)} numbers for {len(column)} rows")
+    return np.asarray(rows)
+
+
+def parse_times(
     column: pd.Series,
     name: str,
     source: str,
     date_format: str | None = None,
     dayfirst: bool | None = None,
+    rows: np.ndarray | None = None,
 ) -> pd.DatetimeIndex:
     """Timestamps of ``column`` (N,), in file order; errors name the first bad row.
 
@@ -124,22 +169,24 @@ def _parse_times(
     are years, ``A/B/Y`` dates are read day-first when ``dayfirst`` is true, month-first when it
     is false, and when it is None in the one order that reads every such value (a field above 12
     decides), refusing a column that reads both ways to different dates; anything else (ISO
-    dates, month names) is left to pandas.
+    dates, month names) is left to pandas. ``rows`` (N,) numbers the cells in messages
+    (1, 2, ... when None).
     """
-    for row, value in enumerate(column, start=1):
+    numbers = _numbering(column, rows)
+    for row, value in zip(numbers, column, strict=True):
         if _blank(value):
             raise SeriesError(f"{source}: row {row}: empty date in column '{name}'")
     if pd.api.types.is_datetime64_any_dtype(column):
         return pd.DatetimeIndex(column)
     text = column.astype(str).str.strip()
     if date_format is not None:
-        return _parse_with_format(text, name, source, date_format)
+        return _parse_with_format(text, name, source, date_format, numbers)
     if text.str.fullmatch(r"-?\d+(\.0+)?").all():
         years = text.str.replace(r"\.0+$", "", regex=True)
         if years.str.fullmatch(r"\d{4}").all():
             return pd.DatetimeIndex(pd.to_datetime(years, format="%Y"))
         raise SeriesError(
-            f"{source}: row 1: cannot parse date {text.iloc[0]!r} in column '{name}' "
+            f"{source}: row {numbers[0]}: cannot parse date {text.iloc[0]!r} in column '{name}' "
             "(integers are read as 4-digit years only)"
         )
     fields = text.str.extract(DAY_MONTH)  # columns: A, separator, B, year, time
@@ -148,15 +195,15 @@ def _parse_times(
         a = fields[0].where(slashed, "0").astype(int).to_numpy()  # (N,)
         b = fields[2].where(slashed, "0").astype(int).to_numpy()  # (N,)
         if dayfirst is None:
-            dayfirst = _day_first(text, a, b, fields[3], slashed, name, source)
+            dayfirst = _day_first(text, a, b, fields[3], slashed, name, source, numbers)
         else:
             month = b if dayfirst else a
             wrong = np.flatnonzero(slashed & (month > 12))
             if len(wrong):
                 i = int(wrong[0])
                 raise SeriesError(
-                    f"{source}: row {i + 1}: date {text.iloc[i]!r} in column '{name}' is not "
-                    f"{'day' if dayfirst else 'month'}-first (data.dayfirst: "
+                    f"{source}: row {numbers[i]}: date {text.iloc[i]!r} in column '{name}' is "
+                    f"not {'day' if dayfirst else 'month'}-first (data.dayfirst: "
                     f"{str(dayfirst).lower()}): {month[i]} is no month"
                 )
         day, month = (a, b) if dayfirst else (b, a)
@@ -170,7 +217,7 @@ def _parse_times(
     if len(bad):
         row = int(bad[0])
         raise SeriesError(
-            f"{source}: row {row + 1}: cannot parse date "
+            f"{source}: row {numbers[row]}: cannot parse date "
             f"{column.astype(str).str.strip().iloc[row]!r} in column '{name}'"
         )
     return pd.DatetimeIndex(parsed)
@@ -184,9 +231,11 @@ def _day_first(
     slashed: np.ndarray,
     name: str,
     source: str,
+    rows: np.ndarray,
 ) -> bool:
     """Whether the ``A/B/Y`` values of ``text`` (rows ``slashed``, fields ``a``, ``b``, ``year``:
-    (N,)) are day-first: the one reading that works for every one, month-first when the two agree.
+    (N,); ``rows`` (N,) their numbers in messages) are day-first: the one reading that works for
+    every one, month-first when the two agree.
 
     Raises:
         SeriesError: a value with no reading, rows that allow only opposite readings, or
@@ -194,13 +243,13 @@ def _day_first(
     """
 
     def value(i: int) -> str:
-        return f"{text.iloc[i]!r} (row {i + 1})"
+        return f"{text.iloc[i]!r} (row {rows[i]})"
 
     neither = np.flatnonzero(slashed & (a > 12) & (b > 12))
     if len(neither):
         i = int(neither[0])
         raise SeriesError(
-            f"{source}: row {i + 1}: cannot parse date {text.iloc[i]!r} in column '{name}'"
+            f"{source}: row {rows[i]}: cannot parse date {text.iloc[i]!r} in column '{name}'"
         )
     day_only = np.flatnonzero(slashed & (a > 12))
     month_only = np.flatnonzero(slashed & (b > 12))
@@ -237,9 +286,10 @@ def _day_first(
 
 
 def _parse_with_format(
-    text: pd.Series, name: str, source: str, date_format: str
+    text: pd.Series, name: str, source: str, date_format: str, rows: np.ndarray
 ) -> pd.DatetimeIndex:
-    """(N,) timestamps of ``text`` in the strptime format ``date_format``, every value strictly."""
+    """(N,) timestamps of ``text`` in the strptime format ``date_format``, every value strictly
+    (``rows`` (N,) number the cells in messages)."""
     try:
         parsed = pd.to_datetime(text, format=date_format, errors="coerce")
     except ValueError as err:
@@ -248,17 +298,21 @@ def _parse_with_format(
     if len(bad):
         row = int(bad[0])
         raise SeriesError(
-            f"{source}: row {row + 1}: date {text.iloc[row]!r} in column '{name}' does not match "
-            f"data.date_format {date_format!r}"
+            f"{source}: row {rows[row]}: date {text.iloc[row]!r} in column '{name}' does not "
+            f"match data.date_format {date_format!r}"
         )
     return pd.DatetimeIndex(parsed)
 
 
-def _parse_numbers(column: pd.Series, name: str, source: str) -> np.ndarray:
-    """(N,) floats of ``column``, NaN for empty cells; non-numeric text names its row."""
+def parse_numbers(
+    column: pd.Series, name: str, source: str, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """(N,) floats of ``column``, NaN for empty cells; non-numeric text names its row
+    (``rows`` (N,) number the cells in messages, 1, 2, ... when None)."""
+    numbering = _numbering(column, rows)
     if pd.api.types.is_bool_dtype(column):
         raise SeriesError(
-            f"{source}: row 1: non-numeric value {column.iloc[0]!r} in column '{name}'"
+            f"{source}: row {numbering[0]}: non-numeric value {column.iloc[0]!r} in column '{name}'"
         )
     if pd.api.types.is_numeric_dtype(column):
         plain: np.ndarray = column.to_numpy(dtype=_FLOAT, na_value=np.nan)
@@ -271,11 +325,12 @@ def _parse_numbers(column: pd.Series, name: str, source: str) -> np.ndarray:
     if len(bad):
         row = int(bad[0])
         raise SeriesError(
-            f"{source}: row {row + 1}: non-numeric value {column.iloc[row]!r} in column '{name}'"
+            f"{source}: row {numbering[row]}: non-numeric value {column.iloc[row]!r} in column "
+            f"'{name}'"
         )
     if not np.isfinite(numbers[~np.isnan(numbers)]).all():
         row = int(np.flatnonzero(np.isinf(numbers))[0])
-        raise SeriesError(f"{source}: row {row + 1}: infinite value in column '{name}'")
+        raise SeriesError(f"{source}: row {numbering[row]}: infinite value in column '{name}'")
     return numbers
 
 
@@ -305,9 +360,12 @@ def infer_frequency(time: pd.DatetimeIndex) -> str | None:
 
 
 def _step(freq: str) -> pd.Timedelta:
-    """Nominal length of one step of ``freq`` (a month from 2000-01-01 is 31 days)."""
-    origin = pd.Timestamp("2000-01-01")
-    return (origin + pd.tseries.frequencies.to_offset(freq)) - origin
+    """Nominal length of one step of ``freq`` (a month from 2000-01-01 is 31 days), measured
+    between two steps on the grid (an anchored frequency such as ``W-SUN`` first rolls
+    forward to its anchor)."""
+    offset = pd.tseries.frequencies.to_offset(freq)
+    first = pd.Timestamp("2000-01-01") + offset
+    return (first + offset) - first
 
 
 def infer_season(freq: str) -> int:
@@ -343,41 +401,9 @@ def auto_calendar(freq: str) -> tuple[CalendarFeature, ...]:
     return ("hour", "dayofweek")
 
 
-def to_series(
-    frame: pd.DataFrame,
-    *,
-    time_column: str,
-    targets: Sequence[str],
-    past_covariates: Sequence[str] = (),
-    freq: str | None = None,
-    fill_gaps: FillGaps = "none",
-    source: str = "data",
-    date_format: str | None = None,
-    dayfirst: bool | None = None,
-) -> TimeSeries:
-    """Check a table and turn it into a regular :class:`TimeSeries`.
-
-    Args:
-        frame: the table (N rows).
-        time_column: column of timestamps (or 4-digit years).
-        targets: the C target columns.
-        past_covariates: the P covariate columns, known only up to the present.
-        freq: the pandas frequency; inferred from the timestamps when None.
-        fill_gaps: ``"interpolate"`` fills missing timestamps and empty values linearly in time;
-            ``"none"`` reports the first gap as an error.
-        source: named in error messages (a file name).
-        date_format: a strptime format (``"%d/%m/%Y"``) every date must match.
-        dayfirst: read ``A/B/Y`` dates day-first (True) or month-first (False); None infers the
-            order and refuses dates that read both ways (see the module docstring).
-
-    Raises:
-        SeriesError: naming the problem and its row (see the module docstring).
-    """
-    if date_format is not None and dayfirst is not None:
-        raise SeriesError(f"{source}: give date_format or dayfirst, not both")
-    if not targets:
-        raise SeriesError(f"{source}: no target column given")
-    needed = [time_column, *targets, *past_covariates]
+def check_columns(frame: pd.DataFrame, needed: Sequence[str], source: str) -> None:
+    """Every column of ``needed`` named once and present in ``frame`` (a :class:`SeriesError`
+    naming the first that is not)."""
     repeated = [c for c, count in Counter(needed).items() if count > 1]
     if repeated:
         raise SeriesError(f"{source}: column '{repeated[0]}' is used twice")
@@ -387,21 +413,27 @@ def to_series(
                 f"{source}: no column '{name}'; columns are: "
                 + ", ".join(str(c) for c in frame.columns)
             )
-    if len(frame) == 0:
-        raise SeriesError(f"{source}: no rows")
-    time = _parse_times(frame[time_column], time_column, source, date_format, dayfirst)
-    numbers = {name: _parse_numbers(frame[name], name, source) for name in needed[1:]}
 
-    rows = np.arange(1, len(frame) + 1)
+
+def _sort_unique(
+    time: pd.DatetimeIndex, numbers: np.ndarray, rows: np.ndarray, source: str
+) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+    """``time`` (N,), ``numbers`` (N, D) and their ``rows`` (N,) sorted by time (stable);
+    a duplicate timestamp names both rows."""
     order = np.argsort(time.asi8, kind="stable")
-    time, rows = time[order], rows[order]
-    numbers = {name: v[order] for name, v in numbers.items()}
+    time, numbers, rows = time[order], numbers[order], rows[order]
     duplicated = np.flatnonzero(time[1:] == time[:-1])
     if len(duplicated):
         i = int(duplicated[0]) + 1
         raise SeriesError(
             f"{source}: row {rows[i]}: duplicate timestamp {time[i]} (also at row {rows[i - 1]})"
         )
+    return time, numbers, rows
+
+
+def _frequency(time: pd.DatetimeIndex, freq: str | None, rows: np.ndarray, source: str) -> str:
+    """The frequency of sorted, unique ``time`` (N,): ``freq`` or inferred; every timestamp
+    must lie on its grid (``rows`` (N,) name an irregular one)."""
     if len(time) < 3 and freq is None:
         raise SeriesError(f"{source}: {len(time)} rows are too few to infer a frequency")
     if freq is None:
@@ -421,12 +453,69 @@ def to_series(
             f"{source}: row {rows[i]}: irregular timestamp {time[i]}, off the series' frequency "
             f"'{freq}'"
         )
-    values = np.stack([numbers[name] for name in targets], axis=1)  # (N, C)
-    past = (
-        np.stack([numbers[name] for name in past_covariates], axis=1)
-        if past_covariates
-        else np.zeros((len(time), 0))
-    )  # (N, P)
+    return str(freq)
+
+
+def _history_length(
+    values: np.ndarray, has_future: bool, targets: Sequence[str], source: str
+) -> int:
+    """How many of the sorted rows are history: all N without future covariates, else up to the
+    last row with a target value (the rows after it, all targets blank, are known ahead);
+    ``values`` (N, C)."""
+    if not has_future:
+        return len(values)
+    given = np.flatnonzero(~np.isnan(values).all(axis=1))
+    if len(given) == 0:
+        raise SeriesError(f"{source}: column '{targets[0]}' has no values")
+    return int(given[-1]) + 1
+
+
+def _check_ahead(
+    time: pd.DatetimeIndex,
+    ahead: np.ndarray,
+    rows: np.ndarray,
+    freq: str,
+    names: Sequence[str],
+    source: str,
+) -> None:
+    """The X rows after the last value: ``time`` (N + X,) ends with them, ``ahead`` (X, F) their
+    future covariates, ``rows`` (N + X,); they must continue the grid step by step, with every
+    future covariate filled in."""
+    X = len(ahead)
+    if X == 0:
+        return
+    n = len(time) - X
+    expected = future_times(time[n - 1], freq, X)
+    skipped = np.flatnonzero(time[n:] != expected)
+    if len(skipped):
+        j = int(skipped[0])
+        raise SeriesError(
+            f"{source}: row {rows[n + j]}: timestamp {time[n + j]} skips {expected[j]}; the rows "
+            f"after the last value ({time[n - 1]}) must continue the frequency '{freq}' step by "
+            "step"
+        )
+    blank = np.argwhere(np.isnan(ahead))
+    if len(blank):
+        j, f = (int(k) for k in blank[0])
+        raise SeriesError(
+            f"{source}: row {rows[n + j]}: missing value in future covariate '{names[f]}' after "
+            "the last value; fill it in, or drop the row"
+        )
+
+
+def _fill(
+    time: pd.DatetimeIndex,
+    numbers: np.ndarray,
+    rows: np.ndarray,
+    freq: str,
+    fill_gaps: FillGaps,
+    columns: Sequence[str],
+    source: str,
+) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """Sorted history ``time`` (N,) and ``numbers`` (N, D) of ``columns`` on the full grid of
+    ``freq`` (N', D): interpolated in time, or unchanged with the first gap or empty value an
+    error (``fill_gaps="none"``, ``rows`` (N,) naming it)."""
+    grid = pd.date_range(time[0], time[-1], freq=freq)
     if fill_gaps == "none":
         if len(grid) != len(time):
             position = grid.get_indexer(time)
@@ -439,32 +528,94 @@ def to_series(
                 f"between {time[i]} and {time[i + 1]} at frequency '{freq}'; "
                 "set data.fill_gaps: interpolate to fill gaps"
             )
-        empty = np.isnan(np.concatenate([values, past], axis=1))
+        empty = np.isnan(numbers)
         if empty.any():
             i, j = (int(k) for k in np.argwhere(empty)[0])
             raise SeriesError(
-                f"{source}: row {rows[i]}: missing value in column '{needed[1 + j]}'; "
+                f"{source}: row {rows[i]}: missing value in column '{columns[j]}'; "
                 "set data.fill_gaps: interpolate to fill gaps"
             )
-    elif fill_gaps == "interpolate":
-        table = pd.DataFrame(np.concatenate([values, past], axis=1), index=time)
+        return time, numbers
+    if fill_gaps == "interpolate":
+        table = pd.DataFrame(numbers, index=time)
         table = table.reindex(grid).interpolate(method="time", limit_direction="both")
         if table.isna().to_numpy().any():
             j = int(np.flatnonzero(table.isna().all().to_numpy())[0])
-            raise SeriesError(f"{source}: column '{needed[1 + j]}' has no values")
-        filled = table.to_numpy(dtype=_FLOAT)
-        time, values, past = grid, filled[:, : len(targets)], filled[:, len(targets) :]
-    else:
-        raise ValueError(f"unknown fill_gaps '{fill_gaps}'; valid: none, interpolate")
+            raise SeriesError(f"{source}: column '{columns[j]}' has no values")
+        return grid, table.to_numpy(dtype=_FLOAT)
+    raise ValueError(f"unknown fill_gaps '{fill_gaps}'; valid: none, interpolate")
+
+
+def to_series(
+    frame: pd.DataFrame,
+    *,
+    time_column: str,
+    targets: Sequence[str],
+    past_covariates: Sequence[str] = (),
+    future_covariates: Sequence[str] = (),
+    freq: str | None = None,
+    fill_gaps: FillGaps = "none",
+    source: str = "data",
+    date_format: str | None = None,
+    dayfirst: bool | None = None,
+    rows: np.ndarray | None = None,
+) -> TimeSeries:
+    """Check a table and turn it into a regular :class:`TimeSeries`.
+
+    Args:
+        frame: the table (N rows).
+        time_column: column of timestamps (or 4-digit years).
+        targets: the C target columns.
+        past_covariates: the P covariate columns, known only up to the present.
+        future_covariates: the F covariate columns known in the future too. Trailing rows whose
+            targets are all blank are then the X rows after the last value
+            (:attr:`TimeSeries.ahead`): they must continue the grid and fill every future
+            covariate in (a blank past covariate there is fine).
+        freq: the pandas frequency; inferred from the timestamps when None.
+        fill_gaps: ``"interpolate"`` fills missing timestamps and empty values linearly in time;
+            ``"none"`` reports the first gap as an error.
+        source: named in error messages (a file name).
+        date_format: a strptime format (``"%d/%m/%Y"``) every date must match.
+        dayfirst: read ``A/B/Y`` dates day-first (True) or month-first (False); None infers the
+            order and refuses dates that read both ways (see the module docstring).
+        rows: (N,) the number messages give each row of ``frame`` (its row in a larger file);
+            1, 2, ... when None.
+
+    Raises:
+        SeriesError: naming the problem and its row (see the module docstring).
+    """
+    if date_format is not None and dayfirst is not None:
+        raise SeriesError(f"{source}: give date_format or dayfirst, not both")
+    if not targets:
+        raise SeriesError(f"{source}: no target column given")
+    columns = [*targets, *past_covariates, *future_covariates]
+    check_columns(frame, [time_column, *columns], source)
+    if len(frame) == 0:
+        raise SeriesError(f"{source}: no rows")
+    numbering = _numbering(frame[time_column], rows)
+    time = parse_times(frame[time_column], time_column, source, date_format, dayfirst, numbering)
+    numbers = np.stack(
+        [parse_numbers(frame[name], name, source, numbering) for name in columns], axis=1
+    )  # (N, C + P + F)
+    time, numbers, numbering = _sort_unique(time, numbers, numbering, source)
+    freq = _frequency(time, freq, numbering, source)
+    C, P = len(targets), len(past_covariates)
+    n = _history_length(numbers[:, :C], bool(future_covariates), targets, source)
+    ahead = numbers[n:, C + P :]  # (X, F)
+    _check_ahead(time, ahead, numbering, freq, future_covariates, source)
+    time, numbers = _fill(time[:n], numbers[:n], numbering[:n], freq, fill_gaps, columns, source)
     return TimeSeries(
         time=pd.DatetimeIndex(time),
-        values=np.ascontiguousarray(values, dtype=_FLOAT),
-        past=np.ascontiguousarray(past, dtype=_FLOAT),
-        freq=str(freq),
+        values=np.ascontiguousarray(numbers[:, :C], dtype=_FLOAT),
+        past=np.ascontiguousarray(numbers[:, C : C + P], dtype=_FLOAT),
+        freq=freq,
         targets=tuple(targets),
         past_names=tuple(past_covariates),
         time_column=time_column,
         source=source,
+        future=np.ascontiguousarray(numbers[:, C + P :], dtype=_FLOAT),
+        future_names=tuple(future_covariates),
+        ahead=np.ascontiguousarray(ahead, dtype=_FLOAT),
     )
 
 
@@ -474,6 +625,7 @@ def read_series(
     time_column: str,
     targets: Sequence[str],
     past_covariates: Sequence[str] = (),
+    future_covariates: Sequence[str] = (),
     freq: str | None = None,
     fill_gaps: FillGaps = "none",
     transform: Transform = "none",
@@ -486,8 +638,8 @@ def read_series(
 
     Args:
         source: the file, or a table (then ``name`` is its name in messages).
-        time_column, targets, past_covariates, freq, fill_gaps, date_format, dayfirst: as for
-            :func:`to_series`.
+        time_column, targets, past_covariates, future_covariates, freq, fill_gaps, date_format,
+            dayfirst: as for :func:`to_series`.
         transform: ``"log"`` also checks that every target value is positive.
 
     Raises:
@@ -502,12 +654,19 @@ def read_series(
         time_column=time_column,
         targets=targets,
         past_covariates=past_covariates,
+        future_covariates=future_covariates,
         freq=freq,
         fill_gaps=fill_gaps,
         source=name,
         date_format=date_format,
         dayfirst=dayfirst,
     )
+    check_log_positive(series, transform, name)
+    return series
+
+
+def check_log_positive(series: TimeSeries, transform: Transform, name: str) -> None:
+    """For ``transform="log"``, every target value of ``series`` must be positive."""
     if transform == "log":
         bad = np.argwhere(series.values <= 0)
         if len(bad):
@@ -516,4 +675,3 @@ def read_series(
                 f"{name}: transform 'log' needs positive values, found "
                 f"{series.values[i, c]:g} in column '{series.targets[c]}' at {series.time[i]}"
             )
-    return series

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
 from rnnkit.config import FrozenConfig
@@ -60,6 +60,8 @@ __all__ = [
     "Head",
     "Normalize",
     "Residual",
+    "SeriesForecasters",
+    "interpolate_levels",
 ]
 
 Head = Literal["direct", "autoregressive", "attention"]
@@ -85,6 +87,12 @@ class ForecasterConfig(FrozenConfig):
             from inputs and targets; ``none`` keeps the global scaling only.
         ensemble: E, independently initialised members trained side by side on the same
             batches (the loss is their mean); their quantiles are averaged.
+        calibration: ``conformal`` sets each prediction interval from the errors of forecasts
+            of data a first model never trained on, per horizon step (see
+            :mod:`rnnkit.tasks.forecasting_calibration`); ``none`` keeps the network's quantiles.
+        global (``global_model`` in Python): for a panel of many series, one model trained on
+            the windows of all of them, each series scaled on its own (true), or one model per
+            series (false, :class:`SeriesForecasters`). A single series ignores it.
     """
 
     cell: CellKind = "gru"
@@ -96,7 +104,16 @@ class ForecasterConfig(FrozenConfig):
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     residual: Residual = "seasonal_naive"
     normalize: Normalize = "window"
-    ensemble: int = Field(1, ge=1)
+    model_config = ConfigDict(
+        **FrozenConfig.model_config,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+    ensemble: int = Field(4, ge=1)
+    calibration: Literal["conformal", "none"] = "conformal"
+    global_model: bool = Field(True, alias="global")
 
     @field_validator("dropout")
     @classmethod
@@ -223,13 +240,17 @@ class Forecaster(nn.Module):
         log: whether values are modelled in log space.
 
     Buffers (saved with the weights, set by :meth:`set_scaling`): ``target_loc``,
-    ``target_scale`` (C,), ``past_loc``, ``past_scale`` (P,).
+    ``target_scale`` (C,), ``past_loc``, ``past_scale`` (P,). ``interval_residual`` (H, C, Q), in
+    normalised units, is each calibrated quantile's distance from the median (zero at the
+    median), used by :meth:`predict` once set; it is not saved with the weights: the task sets
+    it from the run's calibration file (:meth:`set_interval_residual`).
     """
 
     target_loc: Tensor
     target_scale: Tensor
     past_loc: Tensor
     past_scale: Tensor
+    interval_residual: Tensor
 
     def __init__(
         self,
@@ -268,6 +289,11 @@ class Forecaster(nn.Module):
         self.register_buffer("target_scale", torch.ones(targets))
         self.register_buffer("past_loc", torch.zeros(past))
         self.register_buffer("past_scale", torch.ones(past))
+        Q = len(self.levels)
+        self.register_buffer(
+            "interval_residual", torch.zeros(horizon, targets, Q), persistent=False
+        )
+        self.calibrated = False  # True once set_interval_residual() was called
 
     def set_scaling(self, target: ScalerStats, past: ScalerStats | None = None) -> None:
         """Copy fitted scaler statistics (loc, scale: (C,) and (P,)) into the buffers."""
@@ -279,6 +305,18 @@ class Forecaster(nn.Module):
             if past is not None:
                 self.past_loc.copy_(torch.as_tensor(past.loc))
                 self.past_scale.copy_(torch.as_tensor(past.scale))
+
+    def set_interval_residual(self, residual: Tensor) -> None:
+        """Calibrate :meth:`predict`'s quantiles: the median plus ``residual`` (H, C, Q), in
+        normalised units (non-positive below the median, non-negative above)."""
+        if residual.shape != self.interval_residual.shape:
+            raise ValueError(
+                f"interval residual must be {tuple(self.interval_residual.shape)}, "
+                f"got {tuple(residual.shape)}"
+            )
+        with torch.no_grad():
+            self.interval_residual.copy_(residual)
+        self.calibrated = True
 
     # ------------------------------------------------------------------ scaling
 
@@ -367,7 +405,9 @@ class Forecaster(nn.Module):
         """Forecast in raw units without teacher forcing (call under ``eval()``/``no_grad``).
 
         The ensemble's quantiles are the members' quantiles averaged (Vincentization) and the
-        point forecast the members' medians averaged.
+        point forecast the members' medians averaged. A calibrated model's quantiles are the
+        point forecast plus ``interval_residual`` (interpolated between the trained levels for
+        other ``levels``).
 
         Returns:
             point (B, H, C), quantiles (B, H, C, Q) at ``levels`` (default: the trained ones),
@@ -376,11 +416,127 @@ class Forecaster(nn.Module):
         levels = self.levels if levels is None else tuple(levels)
         out = self(history, calendar, past)
         likelihood = self.config.likelihood
-        q = distribution_quantiles(out.params, likelihood, self.levels, levels).mean(0)
         point = point_forecast(out.params, likelihood, self.levels).mean(0)  # (B, H, C)
+        if self.calibrated:
+            residual = self.interval_residual  # (H, C, Q)
+            if levels != self.levels:
+                residual = interpolate_levels(residual, self.levels, levels)
+            q = point[..., None] + residual  # (B, H, C, Q)
+        else:
+            q = distribution_quantiles(out.params, likelihood, self.levels, levels).mean(0)
         attention = None if out.attention is None else out.attention.mean(0)  # (B, H, L)
         return (
             self.denormalize(point[..., None], out.level)[..., 0],
             self.denormalize(q, out.level),  # (B, H, C, Q)
             attention,
         )
+
+
+def interpolate_levels(q: Tensor, have: Sequence[float], want: Sequence[float]) -> Tensor:
+    """Values (..., Q) at levels ``have`` -> (..., Q') at ``want``, linear in the level between
+    neighbours and held at the end values outside ``have``'s range."""
+    columns = []
+    for level in want:
+        j = min(max(sum(h <= level for h in have) - 1, 0), len(have) - 2)
+        lo, hi = have[j], have[j + 1]
+        w = min(max((level - lo) / (hi - lo), 0.0), 1.0)
+        columns.append(q[..., j] * (1 - w) + q[..., j + 1] * w)
+    return torch.stack(columns, dim=-1)
+
+
+class SeriesForecasters(nn.Module):
+    """One :class:`Forecaster` per series of a panel (``model.global: false``), trained side by
+    side on the same batches: each window goes to its own series' model, so the models share
+    nothing but the optimiser's step (and ``train.clip_grad_norm``, taken over all of them).
+
+    Args:
+        models: S forecasters of one architecture, in the panel's series order.
+
+    ``forward`` and ``predict`` take the forecaster's arguments plus ``series`` (B,), each
+    window's series index, and return what :class:`Forecaster` returns for the whole batch.
+    """
+
+    def __init__(self, models: Sequence[Forecaster]) -> None:
+        super().__init__()
+        if not models:
+            raise ValueError("SeriesForecasters needs at least one model")
+        self.models = nn.ModuleList(models)
+        first = models[0]
+        self.config, self.levels = first.config, first.levels
+        self.C, self.P, self.K, self.L, self.H = first.C, first.P, first.K, first.L, first.H
+        self.season, self.log = first.season, first.log
+
+    def _each(self, series: Tensor) -> list[tuple[int, Tensor]]:
+        """(series index, positions (b,)) of every series present in ``series`` (B,)."""
+        return [(int(s), (series == s).nonzero()[:, 0]) for s in torch.unique(series)]
+
+    def model(self, index: int) -> Forecaster:
+        """The forecaster of series ``index``."""
+        model = self.models[index]
+        assert isinstance(model, Forecaster)
+        return model
+
+    def normalize(self, values: Tensor, level: Tensor) -> Tensor:
+        """As :meth:`Forecaster.normalize` (the panel's models share their scaling)."""
+        return self.model(0).normalize(values, level)
+
+    def forward(
+        self,
+        history: Tensor,
+        calendar: Tensor,
+        past: Tensor | None = None,
+        targets: Tensor | None = None,
+        series: Tensor | None = None,
+    ) -> ForecastOutput:
+        """:meth:`Forecaster.forward` of each window's own model; ``series`` (B,) is required."""
+        if series is None:
+            raise ValueError("SeriesForecasters needs each window's series index")
+        params: Tensor | None = None
+        level = history.new_zeros(history.size(0), 1, self.C)
+        attention: Tensor | None = None
+        for s, at in self._each(series):
+            out = self.model(s)(
+                history[at],
+                calendar[at],
+                None if past is None else past[at],
+                None if targets is None else targets[at],
+            )
+            if params is None:
+                params = out.params.new_zeros(
+                    out.params.size(0), history.size(0), *out.params.shape[2:]
+                )
+            params[:, at] = out.params
+            level[at] = out.level
+            if out.attention is not None:
+                if attention is None:
+                    shape = (out.attention.size(0), history.size(0), *out.attention.shape[2:])
+                    attention = out.attention.new_zeros(shape)
+                attention[:, at] = out.attention
+        assert params is not None
+        return ForecastOutput(params, level, attention)
+
+    def predict(
+        self,
+        history: Tensor,
+        calendar: Tensor,
+        past: Tensor | None = None,
+        levels: Sequence[float] | None = None,
+        series: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """:meth:`Forecaster.predict` of each window's own model; ``series`` (B,) is required."""
+        if series is None:
+            raise ValueError("SeriesForecasters needs each window's series index")
+        results = []
+        for s, at in self._each(series):
+            part = None if past is None else past[at]
+            results.append((at, self.model(s).predict(history[at], calendar[at], part, levels)))
+        B = history.size(0)
+        first = results[0][1]
+        point = first[0].new_zeros(B, *first[0].shape[1:])
+        q = first[1].new_zeros(B, *first[1].shape[1:])
+        attention = None if first[2] is None else first[2].new_zeros(B, *first[2].shape[1:])
+        for at, (p, quantiles, a) in results:
+            point[at], q[at] = p, quantiles
+            if attention is not None and a is not None:
+                attention[at] = a
+        return point, q, attention

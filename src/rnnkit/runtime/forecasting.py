@@ -276,6 +276,7 @@ def combine(
     likelihood: str,
     levels: Sequence[float],
     scaler: tuple[np.ndarray, np.ndarray, bool],
+    residual: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The graph's outputs to raw forecasts, as :meth:`Forecaster.predict`: the members'
     quantiles averaged, the point forecast the members' medians averaged, scaled back.
@@ -284,6 +285,8 @@ def combine(
         params: (E, B, H, C, n) normalised distribution parameters. level: (B, 1, C).
         attention: (E, B, H, L) or None. likelihood, levels: the distribution.
         scaler: the targets' loc (C,), scale (C,) and whether values are modelled as logs.
+        residual: (H, C, Q) a calibrated run's distances from the median (normalised units):
+            its quantiles are the point forecast plus these; None keeps the network's.
 
     Returns:
         point (B, H, C), quantiles (B, H, C, Q) float32 and attention (B, H, L) or None.
@@ -292,6 +295,8 @@ def combine(
     q = quantiles(params, likelihood, levels, levels).mean(0)  # (B, H, C, Q)
     m = list(levels).index(0.5)
     point = (params[..., m] if likelihood == "quantile" else params[..., 0]).mean(0)  # (B, H, C)
+    if residual is not None:
+        q = point[..., None] + residual[None]  # (B, H, C, Q)
 
     def raw(z: np.ndarray) -> np.ndarray:  # (B, H, C, Q) normalised -> raw
         f = (z + level[..., None]) * scale[:, None] + loc[:, None]
@@ -331,6 +336,8 @@ class ForecastingRuntime(RuntimePredictor):
         self.loc = np.asarray(target["loc"], dtype=np.float32)  # (C,)
         self.scale = np.asarray(target["scale"], dtype=np.float32)  # (C,)
         self.log = bool(target["log"])
+        residual = config.get("interval_residual")  # absent in exports of earlier runs
+        self.residual = None if residual is None else np.asarray(residual, dtype=np.float32)
         self.past_loc = np.asarray(past["loc"], dtype=np.float32)  # (P,)
         self.past_scale = np.asarray(past["scale"], dtype=np.float32)  # (P,)
         self.attention = bool(config["attention"])
@@ -380,6 +387,7 @@ class ForecastingRuntime(RuntimePredictor):
             self.likelihood,
             self.levels,
             (self.loc, self.scale, self.log),
+            self.residual,
         )  # (1, H, C), (1, H, C, Q), (1, H, L) | None
         return ForecastResult(
             time=future[:horizon],

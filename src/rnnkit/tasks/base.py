@@ -165,6 +165,9 @@ class Task(ABC):
         input_option: the name of a predict option whose value is one more input (forecasting's
             ``--data FILE``), or None.
         predictor: the task's :class:`Predictor` class.
+        train_defaults: ``train`` keys the task sets when a config leaves them out (a budget
+            among them applies only when the config gives no budget of its own:
+            ``max_steps``, ``epochs`` or ``max_time_s``).
     """
 
     name: ClassVar[str]
@@ -179,6 +182,7 @@ class Task(ABC):
     compare_options: ClassVar[tuple[Option, ...]] = ()
     input_option: ClassVar[str | None] = None
     predictor: ClassVar[type[Predictor[Any, Any]]]
+    train_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, config: RunConfig, run_dir: Path | None = None) -> None:
         self.config = config

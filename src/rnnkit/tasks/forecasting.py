@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from rnnkit.config import FrozenConfig
 from rnnkit.data.builtin_series import BUILTIN_NAMES, load_builtin
+from rnnkit.data.series_inference import default_lookback, infer_transform
 from rnnkit.data.series_windows import (
     SeriesMeta,
     TimeSplit,
@@ -58,6 +59,7 @@ from rnnkit.models.baselines import run_baselines_columns
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.nn.distributions import forecast_loss, point_forecast
 from rnnkit.tasks.base import Option, Predictor, Report, StepOutput, Task, TaskError
+from rnnkit.tasks.forecasting_calibration import CALIBRATION_FILE, Calibration, calibrate
 from rnnkit.tasks.forecasting_predict import Forecast, ForecastPredictor, ForecastResult
 from rnnkit.tasks.run import Weights, load_run
 
@@ -82,6 +84,9 @@ class ForecastDataConfig(FrozenConfig):
         path: CSV or Parquet file; or ``series``: a built-in series (one of the two).
         time_column: the timestamps' column. target: one or more target columns.
         past_covariates: numeric columns known only up to the present (encoder inputs).
+        future_covariates: numeric columns known in the future too (a planned price, a holiday
+            flag): inputs beside the calendar features, for the window and the forecast steps,
+            so ``predict``'s input gives them in rows after the last value.
         calendar: calendar features (known in the future) from the time column, or ``auto``
             (chosen from the frequency: month for monthly data, hour and day of week below daily).
         freq: pandas frequency; inferred from the timestamps when null.
@@ -91,13 +96,20 @@ class ForecastDataConfig(FrozenConfig):
         fill_gaps: ``interpolate`` fills missing timestamps and values linearly in time; ``none``
             reports them as errors.
         horizon: H, steps forecast at once (the longest horizon the model can predict).
-        lookback: L, steps the encoder reads.
-        season: the season length (MASE, seasonal naive); inferred from the frequency when null.
+        lookback: L, steps the encoder reads; null: two seasons (the horizon, at least 8, for
+            series without a season; :func:`~rnnkit.data.series_inference.default_lookback`).
+        season: the season length (MASE, seasonal naive); inferred from the frequency when null
+            (12 monthly, 4 quarterly, 52 weekly, 7 daily, 24 hourly).
         valid_size: final steps before the test part whose windows validate (0: validate on the
             training windows).
         test_size: final steps held out from training (default: the horizon).
         scaler: per-series scaling fitted on the training part: standard, robust or none.
-        transform: ``log`` models log values (positive series only).
+        transform: ``log`` models log values (positive series only); ``auto`` chooses the log on
+            the training part when the series is positive and its seasonal amplitude grows with
+            its level (:func:`~rnnkit.data.series_inference.infer_transform`), else ``none``.
+        calibration_size: with ``model.calibration: conformal``, the final steps of the training
+            part that a first model, trained without them, forecasts to calibrate the intervals
+            (default: twice the horizon; see :mod:`rnnkit.tasks.forecasting_calibration`).
     """
 
     path: str | None = None
@@ -105,18 +117,20 @@ class ForecastDataConfig(FrozenConfig):
     time_column: str = "time"
     target: str | tuple[str, ...] = "value"
     past_covariates: tuple[str, ...] = ()
+    future_covariates: tuple[str, ...] = ()
     calendar: tuple[CalendarFeature, ...] | Literal["auto"] = "auto"
     freq: str | None = None
     date_format: str | None = None
     dayfirst: bool | None = None
     fill_gaps: FillGaps = "none"
     horizon: int = Field(12, ge=1)
-    lookback: int = Field(24, ge=1)
+    lookback: int | None = Field(None, ge=1)
     season: int | None = Field(None, ge=1)
     valid_size: int = Field(0, ge=0)
     test_size: int | None = Field(None, ge=0)
     scaler: ScalerKind = "robust"
-    transform: Transform = "none"
+    transform: Literal["auto", "none", "log"] = "auto"
+    calibration_size: int | None = Field(None, ge=1)
 
     @field_validator("series")
     @classmethod
@@ -186,9 +200,16 @@ class ForecastingTask(Task):
     )
     input_option: ClassVar[str | None] = "data"
     predictor: ClassVar[type[Predictor[Any, Any]]] = ForecastPredictor
+    train_defaults: ClassVar[Mapping[str, Any]] = {
+        "batch_size": 128,
+        "lr": 0.003,
+        "epochs": 400,  # the budget grows with the series: 400 passes over its windows ...
+        "max_time_s": 300.0,  # ... or 5 minutes, whichever ends first
+    }
 
     _series: TimeSeries | None = None
     _meta: SeriesMeta | None = None
+    _calibration: Calibration | None = None
     _cache: dict[str, ForecastBatch] | None = None
 
     @property
@@ -214,13 +235,22 @@ class ForecastingTask(Task):
             time_column=d.time_column,
             targets=d.targets,
             past_covariates=d.past_covariates,
+            future_covariates=d.future_covariates,
             freq=freq or d.freq,
             fill_gaps=d.fill_gaps,
-            transform=d.transform,
+            transform=self._read_transform(),
             name=name,
             date_format=d.date_format,
             dayfirst=d.dayfirst,
         )
+
+    def _read_transform(self) -> Transform:
+        """The transform whose values :meth:`read` checks: the run's; ``none`` while ``auto``
+        has not chosen yet (prepare() then checks the training part)."""
+        unknown = self.run_dir is None or not (self.run_dir / META_FILE).is_file()
+        if self.data.transform == "auto" and self._meta is None and unknown:
+            return "none"
+        return self.transform
 
     def series(self) -> TimeSeries:
         """The training series (``data.path`` or ``data.series``), read once (training only)."""
@@ -241,7 +271,7 @@ class ForecastingTask(Task):
         d = self.data
         return split_by_time(
             len(self.series()),
-            lookback=d.lookback,
+            lookback=self.lookback,
             horizon=d.horizon,
             valid_size=d.valid_size,
             test_size=d.held_out,
@@ -253,19 +283,59 @@ class ForecastingTask(Task):
         d = self.data
         series, split = self.series(), self.split()
         train = slice(0, split.fit_end)
+        season = self.season
+        transform = d.transform
+        if transform == "auto":
+            transform = infer_transform(series.values[train], season)
         self._meta = SeriesMeta(
             freq=series.freq,
-            season=d.season or infer_season(series.freq),
+            season=season,
             calendar=auto_calendar(series.freq) if d.calendar == "auto" else tuple(d.calendar),
             targets=d.targets,
             past_covariates=d.past_covariates,
             train_end=str(series.time[split.fit_end - 1]),
-            target_scaler=fit_scaler(series.values[train], d.scaler, d.transform, "targets"),
+            target_scaler=fit_scaler(series.values[train], d.scaler, transform, "targets"),
             past_scaler=fit_scaler(series.past[train], d.scaler, "none", "past covariates"),
+            future_covariates=d.future_covariates,
+            future_scaler=fit_scaler(series.future[train], d.scaler, "none", "future covariates")
+            if d.future_covariates
+            else None,
+            lookback=self.lookback,
         )
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.run_dir / META_FILE, self._meta.to_json())
+        if self.model_config.calibration == "conformal":
+            self._calibration = calibrate(self)
+
+    @property
+    def season(self) -> int:
+        """m: ``data.season``, else the run's, else inferred from the series' frequency."""
+        if self._meta is not None:
+            return self._meta.season
+        return self.data.season or infer_season(self.series().freq)
+
+    @property
+    def lookback(self) -> int:
+        """L: ``data.lookback``, else the run's, else :func:`default_lookback` of the season,
+        the horizon and the training part's length."""
+        d = self.data
+        if d.lookback is not None:
+            return d.lookback
+        if self._meta is None and self.run_dir is not None and (self.run_dir / META_FILE).is_file():
+            self.meta()
+        if self._meta is not None and self._meta.lookback is not None:
+            return self._meta.lookback
+        steps = len(self.series()) - d.held_out - d.valid_size
+        return default_lookback(self.season, d.horizon, steps)
+
+    @property
+    def transform(self) -> Transform:
+        """``log`` or ``none``: ``data.transform``, or what ``auto`` chose for the run."""
+        if self.data.transform != "auto":
+            return self.data.transform
+        scaler = self.meta().target_scaler
+        return "log" if scaler is not None and scaler.log else "none"
 
     def meta(self) -> SeriesMeta:
         """The run's series facts: from :meth:`prepare`, or read from the run's ``series.json``."""
@@ -283,7 +353,10 @@ class ForecastingTask(Task):
         """Windows of ``series`` at ``origins`` (W,) (index of each window's first forecast
         step); steps past the series' end get calendar features and NaN targets."""
         d = self.data
-        w = series_windows(series, origins, d.lookback, d.horizon, self.meta().calendar)
+        meta = self.meta()
+        w = series_windows(
+            series, origins, self.lookback, d.horizon, meta.calendar, meta.future_scaler
+        )
         return ForecastBatch(*(torch.from_numpy(a) for a in w))
 
     def _windows(self, part: Literal["train", "valid", "test"]) -> ForecastBatch:
@@ -330,15 +403,26 @@ class ForecastingTask(Task):
             self.model_config,
             targets=len(d.targets),
             past=len(d.past_covariates),
-            calendar=2 * len(meta.calendar),
-            lookback=d.lookback,
+            calendar=2 * len(meta.calendar) + len(meta.future_covariates),
+            lookback=self.lookback,
             horizon=d.horizon,
             season=meta.season,
-            log=d.transform == "log",
+            log=self.transform == "log",
         )
         if meta.target_scaler is not None:  # None in older runs: the weights carry the buffers
             model.set_scaling(meta.target_scaler, meta.past_scaler)
+        calibration = self.calibration()
+        if calibration is not None and calibration.residual is not None:
+            model.set_interval_residual(torch.from_numpy(calibration.residual).float())
         return model
+
+    def calibration(self) -> Calibration | None:
+        """The run's interval calibration (``calibration.json``), None without one."""
+        if self._calibration is None and self.run_dir is not None:
+            path = self.run_dir / CALIBRATION_FILE
+            if path.is_file():
+                self._calibration = Calibration.from_json(path.read_text(encoding="utf-8"))
+        return self._calibration
 
     def step(self, model: nn.Module, batch: ForecastBatch, state: Any = None) -> StepOutput:
         """Loss (pinball or NLL, normalised units, mean over members) and the point MAE."""
@@ -376,10 +460,11 @@ class ForecastingTask(Task):
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         origin = len(series) if origin is None else origin
-        if origin < d.lookback:
+        L = self.lookback
+        if origin < L:
             raise SeriesError(
                 f"{series.source}: too few rows: {origin} rows of history, the model reads "
-                f"lookback {d.lookback}"
+                f"lookback {L}"
             )
         batch = self.batch(series, np.array([origin]))
         model.eval()
@@ -395,7 +480,7 @@ class ForecastingTask(Task):
             targets=d.targets,
             time_column=d.time_column,
             attention=None if attention is None else attention[0, :horizon].double().numpy(),
-            lookback_time=series.time[origin - d.lookback : origin],
+            lookback_time=series.time[origin - L : origin],
         )
 
     def backtest_series(
@@ -418,7 +503,7 @@ class ForecastingTask(Task):
         if folds < 1 or step < 1:
             raise ValueError(f"folds and step must be >= 1, got folds={folds}, step={step}")
         first = len(series) - H - (folds - 1) * step
-        need = max(self.data.lookback, season + 1)
+        need = max(self.lookback, season + 1)
         if first < need:
             raise SeriesError(
                 f"{series.source}: too few rows for {folds} fold(s) of horizon {H}: the first "

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.models.forecaster import Forecaster
+from rnnkit.tasks.base import TaskError
 
 if TYPE_CHECKING:
     from rnnkit.tasks.forecasting import ForecastingTask
@@ -88,12 +89,19 @@ def export_forecaster(task: ForecastingTask, model: nn.Module, folder: Path) -> 
         ``config.json`` entries: the graph; how to read a history file (time column, targets,
         covariates, frequency, date options, gap filling, transform); the window (lookback,
         horizon, calendar features); the scalers (the model's float32 buffers) and the
-        distribution (likelihood, quantile levels).
+        distribution (likelihood, quantile levels) and the calibrated intervals' residuals
+        (None without calibration).
     """
     from rnnkit.export.graphs import export_graph
 
     assert isinstance(model, Forecaster)
     d, meta = task.data, task.meta()
+    if meta.future_covariates:
+        raise TaskError(
+            "export: a forecaster with future covariates "
+            f"({', '.join(meta.future_covariates)}) is not exported yet; its ONNX runtime "
+            "reads the calendar features only"
+        )
     L, H, C, P, K = model.L, model.H, model.C, model.P, model.K
     generator = torch.Generator().manual_seed(0)
     args: tuple[Tensor, ...] = (
@@ -122,7 +130,7 @@ def export_forecaster(task: ForecastingTask, model: nn.Module, folder: Path) -> 
         "date_format": d.date_format,
         "dayfirst": d.dayfirst,
         "fill_gaps": d.fill_gaps,
-        "transform": d.transform,
+        "transform": task.transform,
         "lookback": L,
         "horizon": H,
         "calendar": list(meta.calendar),
@@ -131,4 +139,5 @@ def export_forecaster(task: ForecastingTask, model: nn.Module, folder: Path) -> 
         "likelihood": model.config.likelihood,
         "quantiles": list(model.levels),
         "attention": attention,
+        "interval_residual": model.interval_residual.tolist() if model.calibrated else None,
     }

@@ -74,8 +74,25 @@ def build_run_config(raw: Mapping[str, Any]) -> RunConfig:
         data=build_section(task_cls.DataConfig, raw.get("data"), "data"),
         model=build_section(task_cls.ModelConfig, raw.get("model"), "model"),
         objective=build_section(task_cls.ObjectiveConfig, raw.get("objective"), "objective"),
-        train=build_section(TrainConfig, raw.get("train"), "train"),
+        train=build_section(TrainConfig, _train_section(task_cls, raw.get("train")), "train"),
     )
+
+
+BUDGET_KEYS = ("max_steps", "epochs", "max_time_s")
+
+
+def _train_section(task_cls: type[Task], raw: Any) -> Any:
+    """``raw`` (the ``train`` mapping) with the task's :attr:`Task.train_defaults` filled in;
+    the defaults' budget keys only when ``raw`` gives no budget."""
+    if not task_cls.train_defaults or (raw is not None and not isinstance(raw, Mapping)):
+        return raw  # build_section reports a section that is not a mapping
+    given = dict(raw or {})
+    has_budget = any(given.get(key) is not None for key in BUDGET_KEYS)
+    for key, value in task_cls.train_defaults.items():
+        if key in BUDGET_KEYS and has_budget:
+            continue
+        given.setdefault(key, value)
+    return given
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
