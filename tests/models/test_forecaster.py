@@ -180,7 +180,7 @@ def test_series_forecasters_send_each_window_to_its_own_model(head: str) -> None
     """A panel's per-series models: the batch's answer equals each model on its own windows."""
     first, second = model(head=head), model(head=head, hidden_size=D + 1)
     both = SeriesForecasters([first, second]).eval()
-    history, calendar, past, targets = window()
+    history, calendar, past, _ = window()
     series = torch.tensor([1, 0, 1])
     with torch.no_grad():
         out = both(history, calendar, past, series=series)

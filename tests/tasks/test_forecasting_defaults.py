@@ -15,8 +15,8 @@ import pytest
 
 from rnnkit import api
 from rnnkit.data.series_inference import default_lookback, infer_transform, spread_slope
-from rnnkit.data.timeseries import infer_season
-from rnnkit.tasks.forecasting import ForecastingTask, backtest
+from rnnkit.data.timeseries import SeriesError, infer_season
+from rnnkit.tasks.forecasting import ForecastingTask, backtest, forecast
 from rnnkit.tasks.forecasting_calibration import (
     CALIBRATION_FILE,
     Calibration,
@@ -211,17 +211,79 @@ def test_calibration_never_reads_the_held_out_part(tmp_path: Path) -> None:
     assert (runs[0] / "series.json").read_text() == (runs[1] / "series.json").read_text()
 
 
-def test_a_series_too_short_to_calibrate_keeps_its_intervals_and_says_why(
+def test_a_series_too_short_for_a_first_model_calibrates_on_its_base_forecast(
     tmp_path: Path,
 ) -> None:
-    path = write_csv(tmp_path / "short.csv", noisy_monthly(60))
+    """60 months, horizon 12: no room for a first model (lookback + H + 2H > 48 training
+    months), so the residuals come from the seasonal naive forecast's errors over the training
+    part, which fits nothing."""
+    values = noisy_monthly(60)
+    path = write_csv(tmp_path / "short.csv", values)
     raw = minimal(path, horizon=12)
     raw["model"] = {"hidden_size": 4, "ensemble": 1}
     raw["train"] = {"max_steps": 3, "progress": False, "threads": 1}
     run = tmp_path / "run"
     api.train(build_run_config(raw), run)
     saved = json.loads((run / CALIBRATION_FILE).read_text())
-    assert saved["residual"] is None
-    assert saved["skipped"].startswith("the series is too short to calibrate on 24 steps (")
-    model = api.load_run(run).model
-    assert not model.calibrated
+    assert saved["errors_of"] == "base forecast" and saved["skipped"] is None
+    assert saved["note"].startswith("the series is too short to calibrate on 24 steps (")
+    assert not (run / "calibration").exists()
+    loaded = api.load_run(run)
+    assert isinstance(loaded.task, ForecastingTask) and loaded.model.calibrated
+    scaler = loaded.task.meta().target_scaler
+    assert scaler is not None and not scaler.log and loaded.task.lookback == 24
+    # by hand: the lag-12 forecast from origins 24..47 (the lookback on) of the 48 training months
+    z = (values[:48] - scaler.loc[0]) / scaler.scale[0]
+    origins, h = np.arange(24, 48), np.arange(12)
+    ahead = origins[:, None] + h
+    base = z[origins[:, None] - 12 + h]  # (24, 12)
+    y = z[np.minimum(ahead, 47)]
+    q = np.repeat(base[..., None, None], 3, axis=-1)  # (24, 12, 1, 3)
+    expected, _ = conformal_residuals(q, y[..., None], ahead < 48, (0.1, 0.5, 0.9))
+    np.testing.assert_allclose(np.array(saved["residual"]), expected, rtol=1e-12)
+    assert 0.8 <= saved["coverage"]["80"]["after"] <= 0.85
+
+
+# ---------------------------------------------------------------------------- future covariates
+
+
+def promo_csv(path: Path, n: int, ahead: int = 0) -> Path:
+    """Sales that jump by 30 in promotion months (known in advance), ``ahead`` rows after the
+    last value carrying only the promotion plan."""
+    rng = np.random.default_rng(0)
+    t = np.arange(n + ahead)
+    promo = (rng.random(n + ahead) < 0.3).astype(float)
+    sales = 100 + 5 * np.sin(2 * np.pi * t / 12) + 30 * promo + rng.normal(0, 1, n + ahead)
+    time = pd.date_range("2000-01-01", periods=n + ahead, freq="MS").strftime("%Y-%m-%d")
+    frame = pd.DataFrame({"time": time, "value": sales, "promo": promo})
+    frame.loc[n:, "value"] = np.nan
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_future_covariates_are_learnt_and_required_in_the_forecast_input(tmp_path: Path) -> None:
+    path = promo_csv(tmp_path / "sales.csv", 240)
+    raw = minimal(path, horizon=6, future_covariates=["promo"], transform="none")
+    raw["model"] = {"hidden_size": 16, "ensemble": 1, "calibration": "none", "dropout": 0.0}
+    raw["train"] = {"max_steps": 300, "lr": 0.01, "progress": False, "threads": 1}
+    run = tmp_path / "run"
+    api.train(build_run_config(raw), run)
+    with_plan = promo_csv(tmp_path / "plan.csv", 240, ahead=6)
+    table = api.load_run(run)
+    task = table.task
+    assert isinstance(task, ForecastingTask)
+    assert task.meta().future_covariates == ("promo",)
+    frame = pd.read_csv(with_plan)
+    forecast_table = forecast(run, with_plan)
+    promo = frame["promo"].to_numpy()[240:]
+    point = forecast_table["forecast"].to_numpy()
+    # promotion months are forecast about 30 higher than the others
+    assert point[promo == 1].mean() - point[promo == 0].mean() > 20
+    with pytest.raises(
+        SeriesError,
+        match=(
+            r"^.*sales\.csv: future covariate 'promo' is needed for 6 steps after 2019-12-01, "
+            r"the input gives 0; add rows after the last value with 'promo' filled in$"
+        ),
+    ):
+        forecast(run, path)

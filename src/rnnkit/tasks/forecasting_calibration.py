@@ -28,8 +28,11 @@ sample. The errors are moved from the first model's scaling to the run's (each s
 on its own training part): a difference in normalised units times the first model's scale over
 the run's. The residuals are (H, C, Q), and live in ``calibration.json`` beside the weights with
 the first model's coverage of the calibration steps, before and after. When the series is too
-short for a first model (or under ``torchrun``), the run keeps the network's intervals and the
-file says why. Calibrating trains the model twice.
+short for a first model (the training part under lookback + H + K steps), the errors are
+instead those of the base forecast the network corrects (seasonal naive), from every origin of
+the training part: it fits nothing, so they are out of sample too (``errors_of: base forecast``
+in the file). Under ``torchrun`` the run keeps the network's intervals and the file says why.
+Calibrating trains the model twice.
 
 The method is a few array operations on the model's own windows, so it is written here rather
 than taken from a conformal-prediction library (MAPIE and crepes wrap scikit-learn estimators,
@@ -81,6 +84,8 @@ class Calibration:
             (``reason`` says why). size: K, calibration steps. origins: forecasts made on them.
         coverage: for each interval (``"80"``), the share of the calibration steps inside the
             first model's own interval (``before``) and inside the calibrated one (``after``).
+        errors_of: ``first model``, or ``base forecast`` for a series too short for one
+            (``note`` says why): then the errors are the base forecast's over the training part.
     """
 
     levels: tuple[float, ...]
@@ -89,6 +94,8 @@ class Calibration:
     origins: int = 0
     coverage: dict[str, dict[str, float]] = field(default_factory=dict)
     reason: str | None = None
+    errors_of: str = "first model"
+    note: str | None = None
 
     def to_json(self) -> str:
         """The text of ``calibration.json``."""
@@ -99,6 +106,8 @@ class Calibration:
             "origins": self.origins,
             "coverage": self.coverage,
             "skipped": self.reason,
+            "errors_of": self.errors_of,
+            "note": self.note,
             "residual": None if self.residual is None else self.residual.tolist(),
         }
         return json.dumps(raw, indent=2)
@@ -116,6 +125,8 @@ class Calibration:
                 origins=int(raw["origins"]),
                 coverage={k: dict(v) for k, v in raw["coverage"].items()},
                 reason=raw["skipped"],
+                errors_of=str(raw.get("errors_of", "first model")),
+                note=raw.get("note"),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise SeriesError(
@@ -196,7 +207,9 @@ def calibrate(task: ForecastingTask) -> Calibration:
             sub.split()
         except SeriesError as err:
             skipped = f"the series is too short to calibrate on {size} steps ({err})"
-    if skipped is not None:
+    if skipped is not None and skipped.startswith("the series is too short"):
+        calibration = _base_calibration(task, skipped)
+    elif skipped is not None:
         logger.warning("forecasting: intervals not calibrated: %s", skipped)
         calibration = Calibration(levels, None, size, reason=skipped)
     else:
@@ -221,6 +234,44 @@ def calibrate(task: ForecastingTask) -> Calibration:
     if task.run_dir is not None:
         write_text_atomic(task.run_dir / CALIBRATION_FILE, calibration.to_json())
     return calibration
+
+
+def _base_calibration(task: ForecastingTask, why: str) -> Calibration:
+    """Residuals from the errors of the base forecast the network corrects (seasonal naive,
+    naive, or the window's level), from every origin of the training part: a forecast that
+    fits nothing, so its errors are out of sample. For series too short for a first model."""
+    d, meta, levels = task.data, task.meta(), tuple(task.model_config.quantiles)
+    series, fit_end = task.series(), task.split().fit_end
+    H, L, m = d.horizon, task.lookback, meta.season
+    scaler = meta.target_scaler
+    values = series.values[:fit_end]  # (N, C)
+    z = np.log(values) if task.transform == "log" else values
+    if scaler is not None:
+        z = (z - scaler.loc) / scaler.scale  # the run's scaled units
+    origins = np.arange(max(L, m), fit_end)
+    if len(origins) == 0:
+        logger.warning("forecasting: intervals not calibrated: %s", why)
+        return Calibration(levels, None, 0, reason=why)
+    h = np.arange(H)
+    residual_kind = task.model_config.residual
+    if residual_kind == "seasonal_naive":
+        base = z[origins[:, None] - m + h % m]  # (W, H, C)
+    elif residual_kind == "naive":
+        base = np.repeat(z[origins - 1][:, None], H, axis=1)
+    else:
+        level = np.stack([z[o - m : o].mean(axis=0) for o in origins])  # (W, C)
+        base = np.repeat(level[:, None], H, axis=1)
+    ahead = origins[:, None] + h[None, :]  # (W, H)
+    valid = ahead < fit_end
+    y = z[np.minimum(ahead, fit_end - 1)]  # (W, H, C), masked where not valid
+    q = np.repeat(base[..., None], len(levels), axis=-1)  # the base as every quantile
+    residual, coverage = conformal_residuals(q, y, valid, levels)
+    for value in coverage.values():
+        value.pop("before")  # the base has no interval of its own
+    logger.info("forecasting: intervals calibrated on the base forecast's errors (%s)", why)
+    return Calibration(
+        levels, residual, 0, len(origins), coverage, errors_of="base forecast", note=why
+    )
 
 
 def _first_task(task: ForecastingTask, size: int) -> ForecastingTask:
