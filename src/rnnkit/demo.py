@@ -56,8 +56,8 @@ MODELS = {"fixed context": "none", "attention": "additive"}
 class Budget:
     """Steps of each part, and the seed of every run (``train.seed``)."""
 
-    emoji_steps: int = 2500
-    bible_steps: int = 280
+    emoji_steps: int = 2300
+    bible_steps: int = 250
     forecast_steps: int = 600
     bible_test_verses: int | None = None  # None: all 266
     caption_steps: int = 300
