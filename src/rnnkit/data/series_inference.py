@@ -1,5 +1,7 @@
-"""What a minimal forecasting config leaves open, chosen from the training part of the series.
+"""What a minimal forecasting config leaves open, chosen from the series.
 
+- :func:`infer_frequency`, :func:`infer_season`, :func:`auto_calendar`: the frequency from the
+  timestamps, and from it the season length and the calendar features that vary within it.
 - :func:`infer_transform`: model log values when the series is positive and its seasonal
   amplitude grows with its level (a multiplicative season), plain values otherwise.
 - :func:`default_lookback`: how many steps the encoder reads, from the season and the horizon.
@@ -14,11 +16,25 @@ written here. Shapes: N steps, C target columns, m the season.
 
 from __future__ import annotations
 
+import warnings
+from collections import Counter
 from typing import Literal
 
 import numpy as np
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
-__all__ = ["LOG_SLOPE", "MIN_WINDOWS", "default_lookback", "infer_transform", "spread_slope"]
+from rnnkit.runtime.series import CalendarFeature
+
+__all__ = [
+    "LOG_SLOPE",
+    "MIN_WINDOWS",
+    "auto_calendar",
+    "default_lookback",
+    "infer_frequency",
+    "infer_season",
+    "infer_transform",
+    "spread_slope",
+]
 
 LOG_SLOPE = 0.5
 """Slopes of log spread on log level at or above this choose the log (Box-Cox lambda <= 0.5)."""
@@ -86,3 +102,70 @@ def default_lookback(season: int, horizon: int, train_steps: int | None = None) 
     if train_steps is not None and train_steps - longer - horizon + 1 < MIN_WINDOWS:
         return min(longer, shorter)
     return longer
+
+
+def _infer_freq(time: pd.DatetimeIndex) -> str | None:
+    """pandas' infer_freq as a string (pandas 4 returns an offset object)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        freq = pd.infer_freq(time)
+    return None if freq is None else str(getattr(freq, "freqstr", freq))
+
+
+def infer_frequency(time: pd.DatetimeIndex) -> str | None:
+    """The pandas frequency of sorted, unique ``time`` (N >= 3), tolerating gaps and a few
+    irregular stamps by a vote over short runs; None when no frequency emerges."""
+    if len(time) < 3:
+        return None
+    freq = _infer_freq(time)
+    if freq is not None:
+        return freq
+    starts = np.unique(np.linspace(0, len(time) - 5, num=min(len(time) - 4, 200)).astype(int))
+    votes: Counter[str] = Counter()
+    for start in starts if len(time) >= 5 else []:
+        guess = _infer_freq(time[start : start + 5])
+        if guess is not None:
+            votes[guess] += 1
+    return votes.most_common(1)[0][0] if votes else None
+
+
+def _step(freq: str) -> pd.Timedelta:
+    """Nominal length of one step of ``freq`` (a month from 2000-01-01 is 31 days), measured
+    between two steps on the grid (an anchored frequency such as ``W-SUN`` first rolls
+    forward to its anchor)."""
+    offset = pd.tseries.frequencies.to_offset(freq)
+    first = pd.Timestamp("2000-01-01") + offset
+    return (first + offset) - first
+
+
+def infer_season(freq: str) -> int:
+    """The natural season length of a frequency: 12 for monthly, 4 quarterly, 52 weekly, 7 daily,
+    24 hourly, steps per day below an hour, 1 (no season) for yearly."""
+    days = float(_step(freq) / pd.Timedelta(days=1))
+    if days >= 360:
+        return 1
+    if days >= 85:
+        return 4
+    if days >= 28:
+        return 12
+    if days >= 7:
+        return 52
+    if days >= 1:
+        return 7
+    return max(1, round(1.0 / days))
+
+
+def auto_calendar(freq: str) -> tuple[CalendarFeature, ...]:
+    """Calendar features that vary within a season of ``freq`` (none for yearly data)."""
+    days = float(_step(freq) / pd.Timedelta(days=1))
+    if days >= 360:
+        return ()
+    if days >= 85:
+        return ("quarter",)
+    if days >= 28:
+        return ("month",)
+    if days >= 7:
+        return ("weekofyear",)
+    if days >= 1:
+        return ("dayofweek", "dayofyear")
+    return ("hour", "dayofweek")

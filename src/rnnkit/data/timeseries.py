@@ -37,7 +37,6 @@ build on this module (:class:`SeriesError`).
 from __future__ import annotations
 
 import logging
-import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,9 +46,16 @@ from typing import Literal
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
+# Cells, and what is inferred from the timestamps, live beside this module; re-exported here.
+from rnnkit.data.series_inference import auto_calendar as auto_calendar
+from rnnkit.data.series_inference import infer_frequency as infer_frequency
+from rnnkit.data.series_inference import infer_season as infer_season
+from rnnkit.data.series_parsing import parse_numbers as parse_numbers
+from rnnkit.data.series_parsing import parse_times as parse_times
+from rnnkit.data.series_parsing import row_numbers
+
 # Reading tables, calendar features and future timestamps are the ONNX runtime's (torch-free)
 # code, so that a run and its export read and encode series alike.
-from rnnkit.runtime.series import BLANKS, DAY_MONTH, month_first
 from rnnkit.runtime.series import CALENDAR_FEATURES as CALENDAR_FEATURES
 from rnnkit.runtime.series import CalendarFeature as CalendarFeature
 from rnnkit.runtime.series import SeriesError as SeriesError
@@ -64,7 +70,6 @@ ScalerKind = Literal["standard", "robust", "none"]
 Transform = Literal["none", "log"]
 
 _FLOAT = np.float64
-_FORMAT_HINT = "data.date_format (e.g. '%d/%m/%Y')"
 
 
 def _no_columns() -> np.ndarray:
@@ -136,269 +141,6 @@ class TimeSeries:
             future_names=self.future_names,
             ahead=np.concatenate([self.future[n:], self.ahead]),  # (N - n + X, F)
         )
-
-
-def _blank(value: object) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and np.isnan(value):
-        return True
-    return isinstance(value, str) and value.strip().lower() in BLANKS
-
-
-def _numbering(column: pd.Series, rows: np.ndarray | None) -> np.ndarray:
-    """(N,) the row number of each cell of ``column``: ``rows``, or 1, 2, ... when None."""
-    if rows is None:
-        return np.arange(1, len(column) + 1)
-    if len(rows) != len(column):
-        raise ValueError(f"rows has {len(rows)} numbers for {len(column)} rows")
-    return np.asarray(rows)
-
-
-def parse_times(
-    column: pd.Series,
-    name: str,
-    source: str,
-    date_format: str | None = None,
-    dayfirst: bool | None = None,
-    rows: np.ndarray | None = None,
-) -> pd.DatetimeIndex:
-    """Timestamps of ``column`` (N,), in file order; errors name the first bad row.
-
-    ``date_format`` (a strptime format) reads every value strictly. Otherwise 4-digit integers
-    are years, ``A/B/Y`` dates are read day-first when ``dayfirst`` is true, month-first when it
-    is false, and when it is None in the one order that reads every such value (a field above 12
-    decides), refusing a column that reads both ways to different dates; anything else (ISO
-    dates, month names) is left to pandas. ``rows`` (N,) numbers the cells in messages
-    (1, 2, ... when None).
-    """
-    numbers = _numbering(column, rows)
-    for row, value in zip(numbers, column, strict=True):
-        if _blank(value):
-            raise SeriesError(f"{source}: row {row}: empty date in column '{name}'")
-    if pd.api.types.is_datetime64_any_dtype(column):
-        return pd.DatetimeIndex(column)
-    text = column.astype(str).str.strip()
-    if date_format is not None:
-        return _parse_with_format(text, name, source, date_format, numbers)
-    if text.str.fullmatch(r"-?\d+(\.0+)?").all():
-        years = text.str.replace(r"\.0+$", "", regex=True)
-        if years.str.fullmatch(r"\d{4}").all():
-            return pd.DatetimeIndex(pd.to_datetime(years, format="%Y"))
-        raise SeriesError(
-            f"{source}: row {numbers[0]}: cannot parse date {text.iloc[0]!r} in column '{name}' "
-            "(integers are read as 4-digit years only)"
-        )
-    fields = text.str.extract(DAY_MONTH)  # columns: A, separator, B, year, time
-    slashed = fields[0].notna().to_numpy()
-    if slashed.any():
-        a = fields[0].where(slashed, "0").astype(int).to_numpy()  # (N,)
-        b = fields[2].where(slashed, "0").astype(int).to_numpy()  # (N,)
-        if dayfirst is None:
-            dayfirst = _day_first(text, a, b, fields[3], slashed, name, source, numbers)
-        else:
-            month = b if dayfirst else a
-            wrong = np.flatnonzero(slashed & (month > 12))
-            if len(wrong):
-                i = int(wrong[0])
-                raise SeriesError(
-                    f"{source}: row {numbers[i]}: date {text.iloc[i]!r} in column '{name}' is "
-                    f"not {'day' if dayfirst else 'month'}-first (data.dayfirst: "
-                    f"{str(dayfirst).lower()}): {month[i]} is no month"
-                )
-        day, month = (a, b) if dayfirst else (b, a)
-        # month-first "M/D/Y time" reads the same in any version of pandas; ISO rows stay as
-        # they are (pandas' dayfirst would turn 2020-01-02 into 1 February)
-        text = text.where(
-            ~slashed, month_first(month, day, fields[3], fields[4]).where(slashed, "")
-        )
-    parsed = pd.to_datetime(text, errors="coerce", format="mixed")
-    bad = np.flatnonzero(pd.isna(parsed).to_numpy())
-    if len(bad):
-        row = int(bad[0])
-        raise SeriesError(
-            f"{source}: row {numbers[row]}: cannot parse date "
-            f"{column.astype(str).str.strip().iloc[row]!r} in column '{name}'"
-        )
-    return pd.DatetimeIndex(parsed)
-
-
-def _day_first(
-    text: pd.Series,
-    a: np.ndarray,
-    b: np.ndarray,
-    year: pd.Series,
-    slashed: np.ndarray,
-    name: str,
-    source: str,
-    rows: np.ndarray,
-) -> bool:
-    """Whether the ``A/B/Y`` values of ``text`` (rows ``slashed``, fields ``a``, ``b``, ``year``:
-    (N,); ``rows`` (N,) their numbers in messages) are day-first: the one reading that works for
-    every one, month-first when the two agree.
-
-    Raises:
-        SeriesError: a value with no reading, rows that allow only opposite readings, or
-            values that both readings accept but read to different dates (ambiguous).
-    """
-
-    def value(i: int) -> str:
-        return f"{text.iloc[i]!r} (row {rows[i]})"
-
-    neither = np.flatnonzero(slashed & (a > 12) & (b > 12))
-    if len(neither):
-        i = int(neither[0])
-        raise SeriesError(
-            f"{source}: row {rows[i]}: cannot parse date {text.iloc[i]!r} in column '{name}'"
-        )
-    day_only = np.flatnonzero(slashed & (a > 12))
-    month_only = np.flatnonzero(slashed & (b > 12))
-    if len(day_only) and len(month_only):
-        raise SeriesError(
-            f"{source}: column '{name}' mixes day-first and month-first dates: "
-            f"{value(int(day_only[0]))} is day-first only, {value(int(month_only[0]))} "
-            "month-first only; set data.date_format"
-        )
-    if len(day_only) or len(month_only):
-        dayfirst = bool(len(day_only))
-        example = int(day_only[0]) if dayfirst else int(month_only[0])
-        logger.info(
-            "%s: column '%s' read %s-first (%s)",
-            source,
-            name,
-            "day" if dayfirst else "month",
-            value(example),
-        )
-        return dayfirst
-    differ = np.flatnonzero(slashed & (a != b))
-    if len(differ):
-        i = int(differ[0])
-        readings = [
-            pd.Timestamp(pd.to_datetime(f"{m}/{d}/{year.iloc[i]}", format="mixed"))
-            for m, d in ((a[i], b[i]), (b[i], a[i]))
-        ]
-        raise SeriesError(
-            f"{source}: ambiguous dates in column '{name}': {value(i)} reads as "
-            f"{readings[0]:%Y-%m-%d} month-first or {readings[1]:%Y-%m-%d} day-first; set "
-            f"data.dayfirst: true or false, or {_FORMAT_HINT}"
-        )
-    return False
-
-
-def _parse_with_format(
-    text: pd.Series, name: str, source: str, date_format: str, rows: np.ndarray
-) -> pd.DatetimeIndex:
-    """(N,) timestamps of ``text`` in the strptime format ``date_format``, every value strictly
-    (``rows`` (N,) number the cells in messages)."""
-    try:
-        parsed = pd.to_datetime(text, format=date_format, errors="coerce")
-    except ValueError as err:
-        raise SeriesError(f"{source}: invalid data.date_format {date_format!r} ({err})") from None
-    bad = np.flatnonzero(pd.isna(parsed).to_numpy())
-    if len(bad):
-        row = int(bad[0])
-        raise SeriesError(
-            f"{source}: row {rows[row]}: date {text.iloc[row]!r} in column '{name}' does not "
-            f"match data.date_format {date_format!r}"
-        )
-    return pd.DatetimeIndex(parsed)
-
-
-def parse_numbers(
-    column: pd.Series, name: str, source: str, rows: np.ndarray | None = None
-) -> np.ndarray:
-    """(N,) floats of ``column``, NaN for empty cells; non-numeric text names its row
-    (``rows`` (N,) number the cells in messages, 1, 2, ... when None)."""
-    numbering = _numbering(column, rows)
-    if pd.api.types.is_bool_dtype(column):
-        raise SeriesError(
-            f"{source}: row {numbering[0]}: non-numeric value {column.iloc[0]!r} in column '{name}'"
-        )
-    if pd.api.types.is_numeric_dtype(column):
-        plain: np.ndarray = column.to_numpy(dtype=_FLOAT, na_value=np.nan)
-        return plain
-    blank = column.map(_blank).to_numpy(dtype=bool)
-    numbers: np.ndarray = pd.to_numeric(column.where(~blank, None), errors="coerce").to_numpy(
-        dtype=_FLOAT, na_value=np.nan
-    )
-    bad = np.flatnonzero(np.isnan(numbers) & ~blank)
-    if len(bad):
-        row = int(bad[0])
-        raise SeriesError(
-            f"{source}: row {numbering[row]}: non-numeric value {column.iloc[row]!r} in column "
-            f"'{name}'"
-        )
-    if not np.isfinite(numbers[~np.isnan(numbers)]).all():
-        row = int(np.flatnonzero(np.isinf(numbers))[0])
-        raise SeriesError(f"{source}: row {numbering[row]}: infinite value in column '{name}'")
-    return numbers
-
-
-def _infer_freq(time: pd.DatetimeIndex) -> str | None:
-    """pandas' infer_freq as a string (pandas 4 returns an offset object)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        freq = pd.infer_freq(time)
-    return None if freq is None else str(getattr(freq, "freqstr", freq))
-
-
-def infer_frequency(time: pd.DatetimeIndex) -> str | None:
-    """The pandas frequency of sorted, unique ``time`` (N >= 3), tolerating gaps and a few
-    irregular stamps by a vote over short runs; None when no frequency emerges."""
-    if len(time) < 3:
-        return None
-    freq = _infer_freq(time)
-    if freq is not None:
-        return freq
-    starts = np.unique(np.linspace(0, len(time) - 5, num=min(len(time) - 4, 200)).astype(int))
-    votes: Counter[str] = Counter()
-    for start in starts if len(time) >= 5 else []:
-        guess = _infer_freq(time[start : start + 5])
-        if guess is not None:
-            votes[guess] += 1
-    return votes.most_common(1)[0][0] if votes else None
-
-
-def _step(freq: str) -> pd.Timedelta:
-    """Nominal length of one step of ``freq`` (a month from 2000-01-01 is 31 days), measured
-    between two steps on the grid (an anchored frequency such as ``W-SUN`` first rolls
-    forward to its anchor)."""
-    offset = pd.tseries.frequencies.to_offset(freq)
-    first = pd.Timestamp("2000-01-01") + offset
-    return (first + offset) - first
-
-
-def infer_season(freq: str) -> int:
-    """The natural season length of a frequency: 12 for monthly, 4 quarterly, 52 weekly, 7 daily,
-    24 hourly, steps per day below an hour, 1 (no season) for yearly."""
-    days = float(_step(freq) / pd.Timedelta(days=1))
-    if days >= 360:
-        return 1
-    if days >= 85:
-        return 4
-    if days >= 28:
-        return 12
-    if days >= 7:
-        return 52
-    if days >= 1:
-        return 7
-    return max(1, round(1.0 / days))
-
-
-def auto_calendar(freq: str) -> tuple[CalendarFeature, ...]:
-    """Calendar features that vary within a season of ``freq`` (none for yearly data)."""
-    days = float(_step(freq) / pd.Timedelta(days=1))
-    if days >= 360:
-        return ()
-    if days >= 85:
-        return ("quarter",)
-    if days >= 28:
-        return ("month",)
-    if days >= 7:
-        return ("weekofyear",)
-    if days >= 1:
-        return ("dayofweek", "dayofyear")
-    return ("hour", "dayofweek")
 
 
 def check_columns(frame: pd.DataFrame, needed: Sequence[str], source: str) -> None:
@@ -592,7 +334,7 @@ def to_series(
     check_columns(frame, [time_column, *columns], source)
     if len(frame) == 0:
         raise SeriesError(f"{source}: no rows")
-    numbering = _numbering(frame[time_column], rows)
+    numbering = row_numbers(frame[time_column], rows)
     time = parse_times(frame[time_column], time_column, source, date_format, dayfirst, numbering)
     numbers = np.stack(
         [parse_numbers(frame[name], name, source, numbering) for name in columns], axis=1
