@@ -198,6 +198,9 @@ def test_configs_written_by_the_previous_rnnkit_validate_unchanged(tmp_path: Pat
         "dayfirst": None,
         "calibration_size": None,
         "future_covariates": [],
+        "layout": "auto",
+        "id_column": "unique_id",
+        "series_columns": None,
     }
     new_model_keys = {"calibration": "conformal", "global": True}
     data = run_config(tmp_path / "a.csv").data.model_dump(mode="json")

@@ -28,11 +28,10 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import torch
-from pydantic import Field, field_validator, model_validator
 from torch import Tensor, nn
 
 from rnnkit.config import FrozenConfig
-from rnnkit.data.builtin_series import BUILTIN_NAMES, load_builtin
+from rnnkit.data.builtin_series import load_builtin
 from rnnkit.data.series_inference import default_lookback, infer_transform
 from rnnkit.data.series_windows import (
     SeriesMeta,
@@ -42,9 +41,6 @@ from rnnkit.data.series_windows import (
     split_by_time,
 )
 from rnnkit.data.timeseries import (
-    CalendarFeature,
-    FillGaps,
-    ScalerKind,
     SeriesError,
     TimeSeries,
     Transform,
@@ -54,13 +50,18 @@ from rnnkit.data.timeseries import (
     read_series,
 )
 from rnnkit.io import write_text_atomic
-from rnnkit.metrics.forecast import forecast_metrics
-from rnnkit.models.baselines import run_baselines_columns
-from rnnkit.models.forecaster import Forecaster, ForecasterConfig
+from rnnkit.models.forecaster import Forecaster, ForecasterConfig, SeriesForecasters
 from rnnkit.nn.distributions import forecast_loss, point_forecast
 from rnnkit.tasks.base import Option, Predictor, Report, StepOutput, Task, TaskError
 from rnnkit.tasks.forecasting_calibration import CALIBRATION_FILE, Calibration, calibrate
-from rnnkit.tasks.forecasting_predict import Forecast, ForecastPredictor, ForecastResult
+from rnnkit.tasks.forecasting_config import ForecastDataConfig
+from rnnkit.tasks.forecasting_panel import PanelRun, panel_of, refuse_panel
+from rnnkit.tasks.forecasting_predict import (
+    Forecast,
+    ForecastPredictor,
+    ForecastResult,
+    rolling_backtest,
+)
 from rnnkit.tasks.run import Weights, load_run
 
 __all__ = [
@@ -77,97 +78,16 @@ META_FILE = "series.json"
 """The run folder's file of :class:`~rnnkit.data.series_windows.SeriesMeta`, written by prepare()."""
 
 
-class ForecastDataConfig(FrozenConfig):
-    """Data of the ``forecasting`` task (the ``data`` section).
-
-    Attributes:
-        path: CSV or Parquet file; or ``series``: a built-in series (one of the two).
-        time_column: the timestamps' column. target: one or more target columns.
-        past_covariates: numeric columns known only up to the present (encoder inputs).
-        future_covariates: numeric columns known in the future too (a planned price, a holiday
-            flag): inputs beside the calendar features, for the window and the forecast steps,
-            so ``predict``'s input gives them in rows after the last value.
-        calendar: calendar features (known in the future) from the time column, or ``auto``
-            (chosen from the frequency: month for monthly data, hour and day of week below daily).
-        freq: pandas frequency; inferred from the timestamps when null.
-        date_format: a strptime format every date must match (``"%d/%m/%Y"``); or
-        dayfirst: read ``A/B/Y`` dates day-first (true) or month-first (false). With neither,
-            the order is inferred where only one reading works and refused where both do.
-        fill_gaps: ``interpolate`` fills missing timestamps and values linearly in time; ``none``
-            reports them as errors.
-        horizon: H, steps forecast at once (the longest horizon the model can predict).
-        lookback: L, steps the encoder reads; null: two seasons (the horizon, at least 8, for
-            series without a season; :func:`~rnnkit.data.series_inference.default_lookback`).
-        season: the season length (MASE, seasonal naive); inferred from the frequency when null
-            (12 monthly, 4 quarterly, 52 weekly, 7 daily, 24 hourly).
-        valid_size: final steps before the test part whose windows validate (0: validate on the
-            training windows).
-        test_size: final steps held out from training (default: the horizon).
-        scaler: per-series scaling fitted on the training part: standard, robust or none.
-        transform: ``log`` models log values (positive series only); ``auto`` chooses the log on
-            the training part when the series is positive and its seasonal amplitude grows with
-            its level (:func:`~rnnkit.data.series_inference.infer_transform`), else ``none``.
-        calibration_size: with ``model.calibration: conformal``, the final steps of the training
-            part that a first model, trained without them, forecasts to calibrate the intervals
-            (default: twice the horizon; see :mod:`rnnkit.tasks.forecasting_calibration`).
-    """
-
-    path: str | None = None
-    series: str | None = None
-    time_column: str = "time"
-    target: str | tuple[str, ...] = "value"
-    past_covariates: tuple[str, ...] = ()
-    future_covariates: tuple[str, ...] = ()
-    calendar: tuple[CalendarFeature, ...] | Literal["auto"] = "auto"
-    freq: str | None = None
-    date_format: str | None = None
-    dayfirst: bool | None = None
-    fill_gaps: FillGaps = "none"
-    horizon: int = Field(12, ge=1)
-    lookback: int | None = Field(None, ge=1)
-    season: int | None = Field(None, ge=1)
-    valid_size: int = Field(0, ge=0)
-    test_size: int | None = Field(None, ge=0)
-    scaler: ScalerKind = "robust"
-    transform: Literal["auto", "none", "log"] = "auto"
-    calibration_size: int | None = Field(None, ge=1)
-
-    @field_validator("series")
-    @classmethod
-    def _builtin(cls, value: str | None) -> str | None:
-        if value is not None and value not in BUILTIN_NAMES:
-            raise ValueError(
-                f"unknown built-in series '{value}'; valid series: {', '.join(BUILTIN_NAMES)}"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ForecastDataConfig:
-        if (self.path is None) == (self.series is None):
-            raise ValueError("set exactly one of data.path and data.series")
-        if self.date_format is not None and self.dayfirst is not None:
-            raise ValueError("set data.date_format or data.dayfirst, not both")
-        return self
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        """The target columns as a tuple."""
-        return (self.target,) if isinstance(self.target, str) else tuple(self.target)
-
-    @property
-    def held_out(self) -> int:
-        """Steps held out for testing (``test_size``, default the horizon)."""
-        return self.horizon if self.test_size is None else self.test_size
-
-
 class ForecastBatch(NamedTuple):
     """Windows of a series: history (B, L, C), past (B, L, P), calendar (B, L + H, K) and the
-    true future targets (B, H, C), all float32 and raw (unscaled)."""
+    true future targets (B, H, C), all float32 and raw (unscaled); on a panel, series (B,) int64
+    indexes each window's series (whose values are then scaled by its own scaler)."""
 
     history: Tensor
     past: Tensor
     calendar: Tensor
     targets: Tensor
+    series: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +131,7 @@ class ForecastingTask(Task):
     _meta: SeriesMeta | None = None
     _calibration: Calibration | None = None
     _cache: dict[str, ForecastBatch] | None = None
+    _panel: PanelRun | Literal[False] | None = None  # resolved by panel_of()
 
     @property
     def data(self) -> ForecastDataConfig:
@@ -280,6 +201,8 @@ class ForecastingTask(Task):
     def prepare(self) -> None:
         """Resolve the series' facts and fit the scalers on the training part only; save them
         as ``series.json`` in the run folder (in memory only when there is none)."""
+        if (panel := panel_of(self)) is not None:
+            return panel.prepare()
         d = self.data
         series, split = self.series(), self.split()
         train = slice(0, split.fit_end)
@@ -362,6 +285,8 @@ class ForecastingTask(Task):
     def _windows(self, part: Literal["train", "valid", "test"]) -> ForecastBatch:
         if self._cache is None:
             self._cache = {}
+        if part not in self._cache and (panel := panel_of(self)) is not None:
+            self._cache[part] = panel.windows(part)
         if part not in self._cache:
             split = self.split()
             origins = {
@@ -378,7 +303,9 @@ class ForecastingTask(Task):
         size = self.config.train.batch_size
         for start in range(0, len(order), size):
             index = order[start : start + size]
-            yield ForecastBatch(*(t[index] for t in batch))
+            series = None if batch.series is None else batch.series[index]
+            h, p, c, t = (t[index] for t in batch[:4])
+            yield ForecastBatch(h, p, c, t, series)
 
     def train_batches(self, epoch: int) -> Iterator[ForecastBatch]:
         batch = self._windows("train")
@@ -396,8 +323,11 @@ class ForecastingTask(Task):
 
     # ------------------------------------------------------------------ model and loss
 
-    def build_model(self) -> Forecaster:
-        """A fresh :class:`Forecaster` for the config and ``series.json`` (no data is read)."""
+    def build_model(self) -> Forecaster | SeriesForecasters:
+        """A fresh :class:`Forecaster` for the config and ``series.json`` (no data is read); a
+        panel's is :meth:`PanelRun.build_model`'s."""
+        if (panel := panel_of(self)) is not None:
+            return panel.build_model()
         d, meta = self.data, self.meta()
         model = Forecaster(
             self.model_config,
@@ -426,6 +356,8 @@ class ForecastingTask(Task):
 
     def step(self, model: nn.Module, batch: ForecastBatch, state: Any = None) -> StepOutput:
         """Loss (pinball or NLL, normalised units, mean over members) and the point MAE."""
+        if batch.series is not None:
+            return self._panel_step(model, batch)
         assert isinstance(model, Forecaster)
         teacher = batch.targets if model.training else None
         out = model(batch.history, batch.calendar, batch.past, targets=teacher)
@@ -440,6 +372,11 @@ class ForecastingTask(Task):
         )
 
     # ------------------------------------------------------------------ forecasting
+
+    def _panel_step(self, model: nn.Module, batch: ForecastBatch) -> StepOutput:
+        panel = panel_of(self)
+        assert panel is not None
+        return panel.step(model, batch)
 
     def forecast_from(
         self,
@@ -498,33 +435,17 @@ class ForecastingTask(Task):
         folds; baselines see the same history and are reported as ``<baseline>.<metric>``.
         ``folds`` and ``horizon`` are ints (``"folds": 3`` in the JSON), the metrics floats.
         """
-        H, season = self.data.horizon, self.meta().season
-        step = H if step is None else step
-        if folds < 1 or step < 1:
-            raise ValueError(f"folds and step must be >= 1, got folds={folds}, step={step}")
-        first = len(series) - H - (folds - 1) * step
-        need = max(self.lookback, season + 1)
-        if first < need:
-            raise SeriesError(
-                f"{series.source}: too few rows for {folds} fold(s) of horizon {H}: the first "
-                f"origin would be row {first + 1}, but {need} rows of history are needed"
-            )
-        results: list[dict[str, float]] = []
-        for k in range(folds):
-            origin = first + k * step
-            actual = series.values[origin : origin + H]  # (H, C)
-            history = series.values[:origin]  # (N, C)
-            result = self.forecast_from(model, series, H, origin)
-            fold = forecast_metrics(
-                actual, result.point, result.quantiles, model.levels, history, season
-            )
-            others = run_baselines_columns(history, H, season, model.levels, baselines)
-            for name, b in others.items():
-                scores = forecast_metrics(actual, b.point, b.quantiles, b.levels, history, season)
-                fold.update({f"{name}.{key}": value for key, value in scores.items()})
-            results.append(fold)
-        summary = {key: float(np.mean([r[key] for r in results])) for key in results[0]}
-        return {"folds": folds, "horizon": H, **summary}  # counts stay ints in the JSON
+        return rolling_backtest(
+            series,
+            lambda origin: self.forecast_from(model, series, self.data.horizon, origin),
+            horizon=self.data.horizon,
+            season=self.meta().season,
+            lookback=self.lookback,
+            levels=model.levels,
+            folds=folds,
+            step=step,
+            baselines=baselines,
+        )
 
     def write_forecast(
         self,
@@ -561,7 +482,10 @@ class ForecastingTask(Task):
         return super().evaluate(model, items)
 
     def evaluate_file(self, model: nn.Module, path: Path, options: Mapping[str, Any]) -> Report:
-        """``rnnkit evaluate``: the backtest of ``path`` with ``--folds`` folds (default 1)."""
+        """``rnnkit evaluate``: the backtest of ``path`` with ``--folds`` folds (default 1); a
+        panel's, per series and overall, is :meth:`PanelRun.evaluate_file`'s."""
+        if (panel := panel_of(self)) is not None:
+            return panel.evaluate_file(model, path, options)
         assert isinstance(model, Forecaster)
         folds = options.get("folds")
         series = self.read(path, freq=self.meta().freq)
@@ -588,8 +512,10 @@ def _shuffle_generator(seed: int, epoch: int) -> torch.Generator:
 
 def _load(run_dir: str | Path, weights: Weights) -> tuple[ForecastingTask, Forecaster]:
     run = load_run(Path(run_dir), weights)
-    if not isinstance(run.task, ForecastingTask) or not isinstance(run.model, Forecaster):
+    if not isinstance(run.task, ForecastingTask):
         raise TaskError(f"{run_dir}: not a forecasting run (task '{run.config.task}')")
+    refuse_panel(run.task, "rnnkit.tasks.forecasting.forecast() / backtest()")
+    assert isinstance(run.model, Forecaster)
     return run.task, run.model
 
 

@@ -93,7 +93,9 @@ def export_forecaster(task: ForecastingTask, model: nn.Module, folder: Path) -> 
         (None without calibration).
     """
     from rnnkit.export.graphs import export_graph
+    from rnnkit.tasks.forecasting_panel import refuse_panel
 
+    refuse_panel(task, "rnnkit export")
     assert isinstance(model, Forecaster)
     d, meta = task.data, task.meta()
     if meta.future_covariates:

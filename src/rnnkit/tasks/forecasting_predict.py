@@ -12,14 +12,17 @@ request never names a file on the server.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
 from rnnkit.data.timeseries import SeriesError, TimeSeries, future_times
+from rnnkit.metrics.forecast import forecast_metrics
+from rnnkit.models.baselines import run_baselines_columns
 from rnnkit.models.forecaster import Forecaster
 from rnnkit.runtime import series
 from rnnkit.runtime.series import interval_pairs
@@ -117,6 +120,9 @@ class ForecastPredictor(Predictor[History, Forecast]):
             TaskError: anything else, or a series the run cannot read (naming ``name``).
         """
         task = self.task
+        from rnnkit.tasks.forecasting_panel import refuse_panel
+
+        refuse_panel(task, "JSON input")
         d, freq = task.data, task.meta().freq
         if isinstance(value, str):
             try:
@@ -162,7 +168,12 @@ class ForecastPredictor(Predictor[History, Forecast]):
 
     def predict(self, inputs: Sequence[History], options: Mapping[str, Any]) -> list[Forecast]:
         """The forecast after each history (the CLI adds ``--data FILE`` to the inputs:
-        :attr:`ForecastingTask.input_option`)."""
+        :attr:`ForecastingTask.input_option`); a panel run's is one long table per file
+        (:func:`rnnkit.tasks.forecasting_panel.predict_panel`)."""
+        from rnnkit.tasks.forecasting_panel import panel_of, predict_panel
+
+        if panel_of(self.task) is not None:
+            return predict_panel(self.task, self.model, list(inputs), options)
         task, model = self._task()
         given = list(inputs)
         if not given:
@@ -216,3 +227,51 @@ class ForecastPredictor(Predictor[History, Forecast]):
                 actuals=options.get("actuals"),
             )
         return files
+
+
+def rolling_backtest(
+    series: TimeSeries,
+    forecast_at: Callable[[int], ForecastResult],
+    *,
+    horizon: int,
+    season: int,
+    lookback: int,
+    levels: Sequence[float],
+    folds: int = 1,
+    step: int | None = None,
+    baselines: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """Rolling-origin backtest of ``forecast_at(origin)`` (H steps after ``series[:origin]``)
+    next to the baselines on the same histories.
+
+    The last fold forecasts the final H = ``horizon`` steps of ``series``; each earlier one
+    starts ``step`` (default H) steps before. Every metric is averaged over the folds; the
+    baselines are reported as ``<baseline>.<metric>``; ``folds`` and ``horizon`` stay ints.
+
+    Raises:
+        ValueError: folds or step below 1. SeriesError: too few rows for the folds.
+    """
+    H = horizon
+    step = H if step is None else step
+    if folds < 1 or step < 1:
+        raise ValueError(f"folds and step must be >= 1, got folds={folds}, step={step}")
+    first = len(series) - H - (folds - 1) * step
+    need = max(lookback, season + 1)
+    if first < need:
+        raise SeriesError(
+            f"{series.source}: too few rows for {folds} fold(s) of horizon {H}: the first "
+            f"origin would be row {first + 1}, but {need} rows of history are needed"
+        )
+    results: list[dict[str, float]] = []
+    for k in range(folds):
+        origin = first + k * step
+        actual = series.values[origin : origin + H]  # (H, C)
+        history = series.values[:origin]  # (N, C)
+        result = forecast_at(origin)
+        fold = forecast_metrics(actual, result.point, result.quantiles, levels, history, season)
+        for name, b in run_baselines_columns(history, H, season, levels, baselines).items():
+            scores = forecast_metrics(actual, b.point, b.quantiles, b.levels, history, season)
+            fold.update({f"{name}.{key}": value for key, value in scores.items()})
+        results.append(fold)
+    summary = {key: float(np.mean([r[key] for r in results])) for key in results[0]}
+    return {"folds": folds, "horizon": H, **summary}  # counts stay ints in the JSON
