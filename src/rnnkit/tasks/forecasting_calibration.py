@@ -46,6 +46,7 @@ import logging
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,14 @@ from rnnkit.runtime.series import interval_pairs
 if TYPE_CHECKING:
     from rnnkit.tasks.forecasting import ForecastingTask
 
-__all__ = ["CALIBRATION_FILE", "Calibration", "calibrate", "conformal_residuals"]
+__all__ = [
+    "CALIBRATION_FILE",
+    "Calibration",
+    "base_calibration",
+    "base_errors",
+    "calibrate",
+    "conformal_residuals",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -236,42 +244,67 @@ def calibrate(task: ForecastingTask) -> Calibration:
     return calibration
 
 
-def _base_calibration(task: ForecastingTask, why: str) -> Calibration:
-    """Residuals from the errors of the base forecast the network corrects (seasonal naive,
-    naive, or the window's level), from every origin of the training part: a forecast that
-    fits nothing, so its errors are out of sample. For series too short for a first model."""
-    d, meta, levels = task.data, task.meta(), tuple(task.model_config.quantiles)
-    series, fit_end = task.series(), task.split().fit_end
-    H, L, m = d.horizon, task.lookback, meta.season
-    scaler = meta.target_scaler
-    values = series.values[:fit_end]  # (N, C)
-    z = np.log(values) if task.transform == "log" else values
-    if scaler is not None:
-        z = (z - scaler.loc) / scaler.scale  # the run's scaled units
-    origins = np.arange(max(L, m), fit_end)
-    if len(origins) == 0:
-        logger.warning("forecasting: intervals not calibrated: %s", why)
-        return Calibration(levels, None, 0, reason=why)
+BaseErrors = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""The base forecast (W, H, C), the true values (W, H, C) and which steps count (W, H)."""
+
+
+def base_errors(
+    z: np.ndarray, *, lookback: int, season: int, horizon: int, residual: str
+) -> BaseErrors:
+    """The base forecast the network corrects (``residual``: seasonal naive, naive, or the
+    window's level) from every origin of a training part ``z`` (N, C) in scaled units, with the
+    true values; steps past the part's end do not count. W may be 0."""
+    N, H, m = len(z), horizon, season
+    origins = np.arange(max(lookback, m), N)  # (W,)
     h = np.arange(H)
-    residual_kind = task.model_config.residual
-    if residual_kind == "seasonal_naive":
+    if len(origins) == 0:
+        empty = np.zeros((0, H, z.shape[1]))
+        return empty, empty, np.zeros((0, H), dtype=bool)
+    if residual == "seasonal_naive":
         base = z[origins[:, None] - m + h % m]  # (W, H, C)
-    elif residual_kind == "naive":
+    elif residual == "naive":
         base = np.repeat(z[origins - 1][:, None], H, axis=1)
     else:
         level = np.stack([z[o - m : o].mean(axis=0) for o in origins])  # (W, C)
         base = np.repeat(level[:, None], H, axis=1)
     ahead = origins[:, None] + h[None, :]  # (W, H)
-    valid = ahead < fit_end
-    y = z[np.minimum(ahead, fit_end - 1)]  # (W, H, C), masked where not valid
+    return base, z[np.minimum(ahead, N - 1)], ahead < N
+
+
+def base_calibration(
+    parts: Sequence[BaseErrors], levels: tuple[float, ...], note: str, skipped: str
+) -> Calibration:
+    """Residuals from the pooled :func:`base_errors` of one or more training parts: a forecast
+    that fits nothing, so its errors are out of sample; ``skipped`` is the reason given when no
+    part has an origin."""
+    W = sum(len(valid) for _, _, valid in parts)
+    if W == 0:
+        logger.warning("forecasting: intervals not calibrated: %s", skipped)
+        return Calibration(levels, None, 0, reason=skipped)
+    base, y, valid = (np.concatenate([p[k] for p in parts]) for k in range(3))
     q = np.repeat(base[..., None], len(levels), axis=-1)  # the base as every quantile
     residual, coverage = conformal_residuals(q, y, valid, levels)
     for value in coverage.values():
         value.pop("before")  # the base has no interval of its own
-    logger.info("forecasting: intervals calibrated on the base forecast's errors (%s)", why)
-    return Calibration(
-        levels, residual, 0, len(origins), coverage, errors_of="base forecast", note=why
+    logger.info("forecasting: intervals calibrated on the base forecast's errors (%s)", note)
+    return Calibration(levels, residual, 0, W, coverage, errors_of="base forecast", note=note)
+
+
+def _base_calibration(task: ForecastingTask, why: str) -> Calibration:
+    """:func:`base_calibration` on the training part, for a series too short for a first
+    model."""
+    meta, fit_end = task.meta(), task.split().fit_end
+    values = task.series().values[:fit_end]  # (N, C)
+    scaler = meta.target_scaler
+    z = scaler.transform(values) if scaler is not None else values  # the run's scaled units
+    errors = base_errors(
+        z,
+        lookback=task.lookback,
+        season=meta.season,
+        horizon=task.data.horizon,
+        residual=task.model_config.residual,
     )
+    return base_calibration([errors], tuple(task.model_config.quantiles), why, why)
 
 
 def _first_task(task: ForecastingTask, size: int) -> ForecastingTask:

@@ -78,7 +78,8 @@ from rnnkit.tasks.base import Report, StepOutput, TaskError
 from rnnkit.tasks.forecasting_calibration import (
     CALIBRATION_FILE,
     Calibration,
-    conformal_residuals,
+    base_calibration,
+    base_errors,
 )
 from rnnkit.tasks.forecasting_predict import Forecast, ForecastResult, rolling_backtest
 
@@ -421,38 +422,20 @@ class PanelRun:
         series' training part, in its own scaled units, pooled over the series (W windows in all,
         :func:`~rnnkit.tasks.forecasting_calibration.conformal_residuals`)."""
         task, panel = self.task, self.training_panel()
-        d, levels = task.data, tuple(task.model_config.quantiles)
-        H, L, m = d.horizon, task.lookback, task.meta().season
-        h, kind = np.arange(H), task.model_config.residual
-        qs, ys, valids = [], [], []
-        for series, split, scaler in zip(
-            panel.series, self.splits(), self.facts.scalers, strict=True
-        ):
-            fit_end = split.fit_end
-            z = scaler.transform(series.values[:fit_end])  # (N, 1)
-            origins = np.arange(max(L, m), fit_end)  # (W_s,)
-            if kind == "seasonal_naive":
-                base = z[origins[:, None] - m + h % m]  # (W_s, H, 1)
-            elif kind == "naive":
-                base = np.repeat(z[origins - 1][:, None], H, axis=1)
-            else:
-                level = np.stack([z[o - m : o].mean(axis=0) for o in origins])  # (W_s, 1)
-                base = np.repeat(level[:, None], H, axis=1)
-            ahead = origins[:, None] + h[None, :]  # (W_s, H)
-            valids.append(ahead < fit_end)
-            ys.append(z[np.minimum(ahead, fit_end - 1)])
-            qs.append(np.repeat(base[..., None], len(levels), axis=-1))  # (W_s, H, 1, Q)
-        W = sum(len(v) for v in valids)
-        if W == 0:
-            return Calibration(levels, None, 0, reason=SKIPPED)
-        residual, coverage = conformal_residuals(
-            np.concatenate(qs), np.concatenate(ys), np.concatenate(valids), levels
-        )
-        for value in coverage.values():
-            value.pop("before")  # the base has no interval of its own
-        return Calibration(
-            levels, residual, 0, W, coverage, errors_of="base forecast", note=BASE_NOTE
-        )
+        parts = [
+            base_errors(
+                scaler.transform(series.values[: split.fit_end]),  # (N, 1) its scaled units
+                lookback=task.lookback,
+                season=task.meta().season,
+                horizon=task.data.horizon,
+                residual=task.model_config.residual,
+            )
+            for series, split, scaler in zip(
+                panel.series, self.splits(), self.facts.scalers, strict=True
+            )
+        ]
+        levels = tuple(task.model_config.quantiles)
+        return base_calibration(parts, levels, BASE_NOTE, SKIPPED)
 
     def windows(self, part: Literal["train", "valid", "test"]) -> ForecastBatch:
         """The windows of ``part`` of every series, pooled in series order, each series' values
