@@ -162,7 +162,7 @@ def bench_translation(
 ) -> dict[str, float]:
     """Training target tokens/s at fp32 and bf16 against the matmul roofline at each peak."""
     with tempfile.TemporaryDirectory() as folder:
-        timed, _, _ = prepare(settings, Path(folder))
+        timed = prepare(settings, Path(folder)).timed
     batches = [to_device(b, device) for b in timed]
     tokens = sum(b.target_tokens for b in batches)
     print(

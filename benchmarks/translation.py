@@ -63,13 +63,16 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from peer_opennmt import PeerError, available, train_opennmt
 from recurrent import matmul_peak
 from rnnkit.data.corpora import load_corpus
 from rnnkit.data.parallel import bucket_batches, pad_pairs
 from rnnkit.data.tokenizers import BOS_ID, EOS_ID, PAD_ID, build_tokenizer
 from rnnkit.decoding.search import Hypothesis, SearchConfig, beam_search, greedy_search
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from rnnkit.training.device import flush_denormals, keep_freed_memory
 from rnnkit.training.losses import token_cross_entropy
+from translation_profile import Dims, print_profile, profile_step
 
 CLIP_NORM = 5.0
 LEARNING_RATE = 1e-3
@@ -188,11 +191,21 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
-def prepare(settings: Settings, folder: Path) -> tuple[list[Batch], list[Batch], list[Batch]]:
-    """Tokenise the corpus; return the timed batches, a pool of training batches and test ones.
+class Prepared(NamedTuple):
+    """The data of one run (:func:`prepare`)."""
+
+    timed: list[Batch]  # the batches of the throughput rounds
+    pool: list[Batch]  # every full training batch, for training on random ones
+    test: list[Batch]  # the test verses in order of source length
+    pieces: list[tuple[list[str], list[str]]]  # the training pairs as sentencepiece pieces
+
+
+def prepare(settings: Settings, folder: Path) -> Prepared:
+    """Tokenise the corpus; the timed batches, a pool of training batches, test ones, pieces.
 
     The test batches hold ``decode_batch_size`` sentences each in order of source length (their
-    ``tgt_out`` is the reference, for its length only).
+    ``tgt_out`` is the reference, for its length only). The pieces are the training pairs as
+    the tokenizer's pieces, for a peer toolkit to train on the same data.
     """
     train = load_corpus("bible-en-fr", "train")[: settings.train_pairs]
     test = load_corpus("bible-en-fr", "test")[: settings.test_pairs]
@@ -222,7 +235,11 @@ def prepare(settings: Settings, folder: Path) -> tuple[list[Batch], list[Batch],
         make_batch([test_src[i] for i in order[k : k + n]], [test_tgt[i] for i in order[k : k + n]])
         for k in range(0, len(order), n)
     ]
-    return pool[: settings.batches], pool, test_batches
+    pieces = [
+        ([tokenizer.id_to_piece(i) for i in src], [tokenizer.id_to_piece(i) for i in tgt])
+        for src, tgt in zip(sources, targets, strict=True)
+    ]
+    return Prepared(pool[: settings.batches], pool, test_batches, pieces)
 
 
 @dataclass(frozen=True)
@@ -240,48 +257,127 @@ class TrainingSpeed:
     padded_target_positions: int
 
 
+VARIANTS = {
+    "fused loop": True,  # the default: Seq2Seq.fused_loop
+    "step by step": False,  # the autograd step, for the A/B
+}
+
+
 def time_training(
     model: Seq2Seq, optimizer: torch.optim.Optimizer, batches: list[Batch], rounds: int
-) -> TrainingSpeed:
-    """Throughput of :func:`train_step` over ``batches``, median of ``rounds`` timed passes."""
-    for batch in batches:  # warm-up: allocator, oneDNN primitives, Adam state
-        train_step(model, optimizer, batch)
-    tokens = sum(b.target_tokens for b in batches)
-    flops = sum(roofline_flops(model.config, model.target_vocab_size, b) for b in batches)
-    peaks, speeds = [], []
-    for _ in range(rounds):
-        peaks.append(matmul_peak())
-        start = time.perf_counter()
+) -> dict[str, TrainingSpeed]:
+    """Throughput of :func:`train_step` over ``batches`` for each of :data:`VARIANTS`.
+
+    Each round measures the matmul peak, then times one pass over the batches per variant, in
+    turn (so load changes touch every variant alike); throughput is the median over rounds.
+    """
+    for fused in VARIANTS.values():  # warm-up: allocator, oneDNN primitives, Adam state
+        model.fused_loop = fused
         for batch in batches:
             train_step(model, optimizer, batch)
-        speeds.append(tokens / (time.perf_counter() - start))
+    tokens = sum(b.target_tokens for b in batches)
+    flops = sum(roofline_flops(model.config, model.target_vocab_size, b) for b in batches)
+    peaks: list[float] = []
+    speeds: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for _ in range(rounds):
+        peaks.append(matmul_peak())
+        for name, fused in VARIANTS.items():
+            model.fused_loop = fused
+            start = time.perf_counter()
+            for batch in batches:
+                train_step(model, optimizer, batch)
+            speeds[name].append(tokens / (time.perf_counter() - start))
+    model.fused_loop = True
     peak = max(peaks)  # GFLOP/s; the best is the machine's, the others were slowed by load
     roofline = tokens / (flops / (peak * 1e9))
-    median = statistics.median(speeds)
-    return TrainingSpeed(
-        tokens_per_s=median,
-        best_tokens_per_s=max(speeds),
-        roofline_tokens_per_s=roofline,
-        fraction_of_roofline=median / roofline,
-        peak_gflops=peak,
-        gflop_per_round=flops / 1e9,
-        target_tokens_per_round=tokens,
-        source_tokens_per_round=sum(int(b.src_lengths.sum()) for b in batches),
-        padded_target_positions=sum(b.tgt_out.numel() for b in batches),
+    return {
+        name: TrainingSpeed(
+            tokens_per_s=statistics.median(runs),
+            best_tokens_per_s=max(runs),
+            roofline_tokens_per_s=roofline,
+            fraction_of_roofline=statistics.median(runs) / roofline,
+            peak_gflops=peak,
+            gflop_per_round=flops / 1e9,
+            target_tokens_per_round=tokens,
+            source_tokens_per_round=sum(int(b.src_lengths.sum()) for b in batches),
+            padded_target_positions=sum(b.tgt_out.numel() for b in batches),
+        )
+        for name, runs in speeds.items()
+    }
+
+
+def phased_step(optimizer: torch.optim.Optimizer) -> Callable[..., None]:
+    """:func:`train_step` with its phases labelled, for :func:`translation_profile.profile_step`."""
+
+    def step(model: Seq2Seq, batch: Batch, phase: Callable[[str], Any]) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with phase("forward"):
+            logits = model(batch.src, batch.src_lengths, batch.tgt_in).logits  # (B, T, V)
+            loss = token_cross_entropy(logits, batch.tgt_out, PAD_ID)
+        with phase("backward"):
+            torch.autograd.backward(loss)
+        with phase("optimizer"):
+            torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
+            optimizer.step()
+
+    return step
+
+
+def profile_training(
+    model: Seq2Seq, optimizer: torch.optim.Optimizer, batches: list[Batch], settings: Settings
+) -> dict[str, Any]:
+    """The profile of one step on the longest timed batch, for each of :data:`VARIANTS`."""
+    batch = max(batches, key=lambda b: b.tgt_in.shape[1])
+    dims = Dims(
+        batch=batch.src.shape[0],
+        source=batch.src.shape[1],
+        target=batch.tgt_in.shape[1],
+        attention=settings.hidden_size,
+        vocab=settings.vocab_size,
     )
+    print(
+        f"\nprofile of one training step (torch.profiler, self time by kind), batch {dims.batch}, "
+        f"S={dims.source}, T={dims.target}:"
+    )
+    out = {}
+    for name, fused in VARIANTS.items():
+        model.fused_loop = fused
+        prof = profile_step(model, phased_step(optimizer), batch, dims)
+        print_profile(name, prof)
+        out[name] = asdict(prof)
+    model.fused_loop = True
+    return out
+
+
+class Trained(NamedTuple):
+    """What :func:`train_for` did."""
+
+    steps: int
+    loss: float  # mean of the last 10 steps
+    target_tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Target tokens per second over the whole run."""
+        return self.target_tokens / self.seconds
 
 
 def train_for(
     model: Seq2Seq, optimizer: torch.optim.Optimizer, pool: list[Batch], seconds: float
-) -> tuple[int, float]:
-    """Train on random batches of ``pool`` for ``seconds``; returns (steps, last mean loss)."""
+) -> Trained:
+    """Train on random batches of ``pool`` for ``seconds`` (the last step may end after it)."""
     rng = random.Random(1)
     losses: list[float] = []
+    tokens = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        losses.append(train_step(model, optimizer, rng.choice(pool)))
+        batch = rng.choice(pool)
+        losses.append(train_step(model, optimizer, batch))
+        tokens += batch.target_tokens
+    elapsed = time.perf_counter() - start
     recent = losses[-10:]
-    return len(losses), sum(recent) / max(len(recent), 1)
+    return Trained(len(losses), sum(recent) / max(len(recent), 1), tokens, elapsed)
 
 
 @dataclass(frozen=True)
@@ -402,20 +498,87 @@ def print_decoding(title: str, result: dict[str, Any], settings: Settings) -> No
     )
 
 
-def run(settings: Settings, threads: int) -> dict[str, Any]:
-    """The whole benchmark; prints as it goes and returns every figure."""
-    torch.set_num_threads(threads)
+def side_by_side(
+    model: Seq2Seq,
+    optimizer: torch.optim.Optimizer,
+    pool: list[Batch],
+    pieces: list[tuple[list[str], list[str]]],
+    settings: Settings,
+    options: Options,
+) -> dict[str, Any] | None:
+    """rnnkit, then the peer, each training ``peer_seconds`` on the same pairs; the ratio."""
+    assert options.peer == "opennmt"
+    python = options.peer_python or "python"
+    reason = available(python)
+    if reason is not None:
+        print(f"\npeer skipped: {reason}")
+        return None
+    seconds = options.peer_seconds
+    print(f"\nside by side, {seconds:g} s of training each, one after the other:")
+    ours = train_for(model, optimizer, pool, seconds)
+    print(
+        f"  rnnkit          {ours.tokens_per_s:7.0f} target tok/s  ({ours.steps} steps, "
+        f"{ours.target_tokens} target tokens in {ours.seconds:.0f} s, random training batches)"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            theirs = train_opennmt(
+                python,
+                pieces,
+                seconds,
+                options.threads,
+                Path(folder),
+                settings,
+                learning_rate=LEARNING_RATE,
+                clip_norm=CLIP_NORM,
+            )
+        except PeerError as error:
+            print(f"  peer failed: {error}")
+            return None
+    ratio = ours.tokens_per_s / theirs.tokens_per_s
+    print(
+        f"  {theirs.name} {theirs.tokens_per_s:7.0f} target tok/s  ({theirs.steps} steps; "
+        f"median window {theirs.median_window_tokens_per_s:.0f}; {theirs.parameters:,} parameters)"
+    )
+    print(f"  rnnkit / {theirs.name.split(' (')[0]} {ratio:.2f}x")
+    return {"rnnkit": ours._asdict(), "peer": asdict(theirs), "ratio": ratio}
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a run does beyond :class:`Settings`."""
+
+    threads: int = 2
+    profile: bool = False
+    keep_freed_memory: bool = True
+    peer: str | None = None  # "opennmt"
+    peer_python: str | None = None
+    peer_seconds: float = 300.0
+
+
+def run(settings: Settings, options: Options) -> dict[str, Any]:
+    """The whole benchmark, under ``rnnkit train``'s process settings; every figure."""
+    with flush_denormals(), keep_freed_memory(options.keep_freed_memory):
+        return _run(settings, options)
+
+
+def _run(settings: Settings, options: Options) -> dict[str, Any]:
+    torch.set_num_threads(options.threads)
     torch.manual_seed(0)
     load_before = load()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {load_before:.2f}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {load_before:.2f}, "
+        f"denormals flushed, freed memory {'kept' if options.keep_freed_memory else 'unmapped'}"
+    )
     with tempfile.TemporaryDirectory() as folder:
-        timed, pool, test_batches = prepare(settings, Path(folder))
+        timed, pool, test_batches, pieces = prepare(settings, Path(folder))
     config = model_config(settings)
     model = Seq2Seq(config, settings.vocab_size, settings.vocab_size, PAD_ID, BOS_ID, EOS_ID)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, fused=True)
 
     model.train()
-    speed = time_training(model, optimizer, timed, settings.rounds)
+    speeds = time_training(model, optimizer, timed, settings.rounds)
+    speed = speeds["fused loop"]
     print(
         f"\ntraining: LSTM, additive attention, E={settings.embedding_size}, "
         f"He={settings.encoder_hidden_size} x 2 directions, H={settings.hidden_size}, "
@@ -425,19 +588,27 @@ def run(settings: Settings, threads: int) -> dict[str, Any]:
     print(
         f"  {len(timed)} batches: {speed.target_tokens_per_round} target tokens (eos included; "
         f"{speed.padded_target_positions} padded positions), {speed.source_tokens_per_round} "
-        f"source tokens; median of {settings.rounds} rounds"
-    )
-    print(
-        f"  measured   {speed.tokens_per_s:9.0f} tok/s   (best round {speed.best_tokens_per_s:.0f})"
+        f"source tokens; median of {settings.rounds} rounds, the variants interleaved"
     )
     print(
         f"  roofline   {speed.roofline_tokens_per_s:9.0f} tok/s   (the matmuls alone: "
         f"{speed.gflop_per_round:.1f} GFLOP on real tokens, forward + backward = 3 x forward, at "
         f"the peak {speed.peak_gflops:.0f} GFLOP/s measured in this run)"
     )
-    print(f"  fraction of roofline {speed.fraction_of_roofline:.2f}")
+    for name, sp in speeds.items():
+        print(
+            f"  {name:13s} {sp.tokens_per_s:7.0f} tok/s   fraction of roofline "
+            f"{sp.fraction_of_roofline:.2f}   (best round {sp.best_tokens_per_s:.0f})"
+        )
+    ab = speed.tokens_per_s / speeds["step by step"].tokens_per_s
+    print(f"  fused loop / step by step {ab:.2f}x")
+    profiled = profile_training(model, optimizer, timed, settings) if options.profile else None
 
-    steps, loss = train_for(model, optimizer, pool, settings.train_seconds)
+    peer = None
+    if options.peer is not None:
+        peer = side_by_side(model, optimizer, pool, pieces, settings, options)
+    trained = train_for(model, optimizer, pool, settings.train_seconds)
+    steps, loss = trained.steps, trained.loss
     model.eval()
     n_test = sum(len(b.src_lengths) for b in test_batches)
     reference = sum(b.target_tokens - len(b.src_lengths) for b in test_batches) / n_test
@@ -463,6 +634,10 @@ def run(settings: Settings, threads: int) -> dict[str, Any]:
         "settings": asdict(settings),
         "threads": torch.get_num_threads(),
         "training": asdict(speed),
+        "training_variants": {name: asdict(sp) for name, sp in speeds.items()},
+        "fused_vs_step_by_step": ab,
+        "profile": profiled,
+        "peer": peer,
         "decoding": {
             "train_steps": steps,
             "train_loss": loss,
@@ -485,6 +660,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, help="timed passes over them (3)")
     parser.add_argument("--train-seconds", type=float, help="training before decoding (60)")
     parser.add_argument("--single-sentences", type=int, help="sentences decoded alone (60)")
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile one training step per variant"
+    )
+    parser.add_argument(
+        "--unmap-freed-memory",
+        action="store_true",
+        help="glibc's default: large freed buffers go back to the system (the A/B of "
+        "train.keep_freed_memory)",
+    )
+    parser.add_argument("--peer", choices=["opennmt"], help="also train this toolkit side by side")
+    parser.add_argument(
+        "--peer-python", metavar="PYTHON", help="the peer environment's python (see README)"
+    )
+    parser.add_argument(
+        "--peer-seconds", type=float, default=300.0, help="training time of each side (300)"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the figures here as JSON")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else Settings()
@@ -497,7 +688,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     settings = Settings(
         **{**asdict(settings), **{k: v for k, v in overrides.items() if v is not None}}
     )
-    results = run(settings, args.threads)
+    options = Options(
+        threads=args.threads,
+        profile=args.profile,
+        keep_freed_memory=not args.unmap_freed_memory,
+        peer=args.peer,
+        peer_python=args.peer_python,
+        peer_seconds=args.peer_seconds,
+    )
+    results = run(settings, options)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     return results

@@ -83,6 +83,7 @@ class TrainConfig(FrozenConfig):
     progress: bool | None = None
     threads: int | None = None
     flush_denormal: bool = True
+    keep_freed_memory: bool = True
     bptt: int = 35
     variable_bptt: bool = False
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import ctypes
 import re
+import sys
 from typing import NamedTuple
 
 import pytest
 import torch
 
-from rnnkit.training.device import Device, flush_denormals, move_to_device, resolve_device
+from rnnkit.config import TrainConfig
+from rnnkit.training.device import (
+    Device,
+    flush_denormals,
+    keep_freed_memory,
+    move_to_device,
+    resolve_device,
+)
 from tests.training.test_tasks import run_config
 
 
@@ -92,3 +101,62 @@ def test_autocast_and_scaler_on_cuda(precision: str, dtype: torch.dtype) -> None
     a = device.to_device(torch.ones(4, 4))
     with device.autocast():
         assert (a @ a).dtype == dtype
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            [
+                "arena",
+                "ordblks",
+                "smblks",
+                "hblks",
+                "hblkhd",
+                "usmblks",
+                "fsmblks",
+                "uordblks",
+                "fordblks",
+                "keepcost",
+            ]
+        )
+    ]
+
+
+def _mmapped_bytes() -> int:
+    """glibc's count of bytes in mmapped blocks (``mallinfo2().hblkhd``)."""
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _Mallinfo2
+    return int(libc.mallinfo2().hblkhd)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not hasattr(ctypes.CDLL(None), "mallinfo2"),
+    reason="needs glibc >= 2.33",
+)
+def test_keep_freed_memory_serves_large_buffers_from_the_heap() -> None:
+    """Outside the block a 64 MB tensor is its own mmap; inside it comes from the heap."""
+    size = 16 * 2**20  # float32: 64 MB, over glibc's largest mmap threshold (32 MB)
+    before = _mmapped_bytes()
+    outside = torch.empty(size)
+    assert _mmapped_bytes() - before >= 4 * size
+    del outside
+    with keep_freed_memory():
+        before = _mmapped_bytes()
+        inside = torch.empty(size)
+        assert _mmapped_bytes() - before < 4 * size
+        del inside
+    with keep_freed_memory(enabled=False):  # glibc's defaults: an mmap again
+        before = _mmapped_bytes()
+        off = torch.empty(2 * size)  # larger than the freed block the heap now holds
+        assert _mmapped_bytes() - before >= 8 * size
+        del off
+
+
+def test_train_keep_freed_memory_reaches_the_device() -> None:
+    """``train.keep_freed_memory`` (default true) is what the trainer's session applies."""
+    assert Device.from_config(TrainConfig(max_steps=1)).keep_freed_memory is True
+    assert (
+        Device.from_config(TrainConfig(max_steps=1, keep_freed_memory=False)).keep_freed_memory
+        is False
+    )

@@ -55,6 +55,7 @@ from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.nn.decoder import DecoderLayers, DecoderState
 from rnnkit.nn.factory import make_cell, make_layer
 from rnnkit.nn.functional import CellKind, State, cell_step
+from rnnkit.nn.fused_decoder import bahdanau_lstm_loop
 from rnnkit.nn.padding import length_mask, reverse_padded
 
 AttentionKind = Literal["none", "additive", "dot", "general"]
@@ -234,6 +235,9 @@ class Seq2Seq(nn.Module):
     attention: Attention | None
     bridge: nn.Linear | None
     bridge_cell: nn.Linear | None
+    fused_loop: bool = True
+    """Teacher-force one LSTM layer with additive attention through the fused loop (False: the
+    step-by-step fast path, for comparison)."""
 
     def __init__(
         self,
@@ -572,6 +576,22 @@ class Seq2Seq(nn.Module):
         x = self.dropout(self.tgt_embed(tgt_in))  # (B, T, E), x_t = emb(y_{t-1})
         hoisted = self._hoist(x, memory, fuse=True)
         state = memory.init_state
+        if self._loop_fusable(x):  # one LSTM layer with additive attention: the fused loop
+            assert self.attention is not None and state.cell is not None
+            assert self.attention.query_proj is not None and self.attention.v is not None
+            assert memory.projected_keys is not None
+            s_all, c_all, a_all = bahdanau_lstm_loop(
+                hoisted.gates,
+                state.hidden[0],
+                state.cell[0],
+                memory.projected_keys,
+                memory.states,
+                memory.mask,
+                self.attention.query_proj.weight,
+                self.attention.v.weight,
+                hoisted.w_hh,
+            )  # (B, T, H), (B, T, De), (B, T, S)
+            return Seq2SeqOutput(self.output(self._output(s_all, c_all, hoisted.out)), a_all)
         states: list[Tensor] = []
         contexts: list[Tensor] = []
         outputs: list[Tensor] = []
@@ -598,6 +618,21 @@ class Seq2Seq(nn.Module):
         return Seq2SeqOutput(
             self.output(o),  # (B, T, V)
             torch.stack(attention, dim=1) if attention else None,  # (B, T, S)
+        )
+
+    def _loop_fusable(self, x: Tensor) -> bool:
+        """Whether teacher forcing runs :func:`~rnnkit.nn.fused_decoder.bahdanau_lstm_loop`.
+
+        It does for one LSTM layer with additive attention (the Bahdanau model), unless
+        ``fused_loop`` is set False or autocast is on (the loop keeps its buffers in one dtype).
+        """
+        cfg = self.config
+        return (
+            self.fused_loop
+            and cfg.cell == "lstm"
+            and cfg.attention == "additive"
+            and cfg.num_layers == 1
+            and not torch.is_autocast_enabled(x.device.type)
         )
 
     def _forward_sampled(self, memory: EncoderOutput, tgt_in: Tensor, rate: float) -> Seq2SeqOutput:
