@@ -70,6 +70,7 @@ from rnnkit.data.parallel import bucket_batches, pad_pairs
 from rnnkit.data.tokenizers import BOS_ID, EOS_ID, PAD_ID, build_tokenizer
 from rnnkit.decoding.search import Hypothesis, SearchConfig, beam_search, greedy_search
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from rnnkit.nn import fused_decoder
 from rnnkit.training.device import flush_denormals, keep_freed_memory
 from rnnkit.training.losses import token_cross_entropy
 from translation_profile import Dims, print_profile, profile_step
@@ -258,9 +259,15 @@ class TrainingSpeed:
 
 
 VARIANTS = {
-    "fused loop": True,  # the default: Seq2Seq.fused_loop
-    "step by step": False,  # the autograd step, for the A/B
+    "fused loop": (True, True),  # the default: (Seq2Seq.fused_loop, fused_decoder.use_onednn)
+    "fused, addmm": (True, False),  # the fused loop with MKL's addmm for the per-step products
+    "step by step": (False, True),  # the autograd step, as before the fused loop
 }
+
+
+def use_variant(model: Seq2Seq, name: str) -> None:
+    """Switch ``model`` (and the fused loop's matmuls) to one of :data:`VARIANTS`."""
+    model.fused_loop, fused_decoder.use_onednn = VARIANTS[name]
 
 
 def time_training(
@@ -271,8 +278,8 @@ def time_training(
     Each round measures the matmul peak, then times one pass over the batches per variant, in
     turn (so load changes touch every variant alike); throughput is the median over rounds.
     """
-    for fused in VARIANTS.values():  # warm-up: allocator, oneDNN primitives, Adam state
-        model.fused_loop = fused
+    for name in VARIANTS:  # warm-up: allocator, oneDNN primitives, Adam state
+        use_variant(model, name)
         for batch in batches:
             train_step(model, optimizer, batch)
     tokens = sum(b.target_tokens for b in batches)
@@ -281,13 +288,13 @@ def time_training(
     speeds: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for _ in range(rounds):
         peaks.append(matmul_peak())
-        for name, fused in VARIANTS.items():
-            model.fused_loop = fused
+        for name in VARIANTS:
+            use_variant(model, name)
             start = time.perf_counter()
             for batch in batches:
                 train_step(model, optimizer, batch)
             speeds[name].append(tokens / (time.perf_counter() - start))
-    model.fused_loop = True
+    use_variant(model, "fused loop")
     peak = max(peaks)  # GFLOP/s; the best is the machine's, the others were slowed by load
     roofline = tokens / (flops / (peak * 1e9))
     return {
@@ -340,12 +347,12 @@ def profile_training(
         f"S={dims.source}, T={dims.target}:"
     )
     out = {}
-    for name, fused in VARIANTS.items():
-        model.fused_loop = fused
+    for name in ("fused loop", "step by step"):
+        use_variant(model, name)
         prof = profile_step(model, phased_step(optimizer), batch, dims)
         print_profile(name, prof)
         out[name] = asdict(prof)
-    model.fused_loop = True
+    use_variant(model, "fused loop")
     return out
 
 
@@ -601,7 +608,8 @@ def _run(settings: Settings, options: Options) -> dict[str, Any]:
             f"{sp.fraction_of_roofline:.2f}   (best round {sp.best_tokens_per_s:.0f})"
         )
     ab = speed.tokens_per_s / speeds["step by step"].tokens_per_s
-    print(f"  fused loop / step by step {ab:.2f}x")
+    onednn = speed.tokens_per_s / speeds["fused, addmm"].tokens_per_s
+    print(f"  fused loop / step by step {ab:.2f}x; oneDNN / addmm in the fused loop {onednn:.2f}x")
     profiled = profile_training(model, optimizer, timed, settings) if options.profile else None
 
     peer = None
@@ -636,6 +644,7 @@ def _run(settings: Settings, options: Options) -> dict[str, Any]:
         "training": asdict(speed),
         "training_variants": {name: asdict(sp) for name, sp in speeds.items()},
         "fused_vs_step_by_step": ab,
+        "onednn_vs_addmm": onednn,
         "profile": profiled,
         "peer": peer,
         "decoding": {
