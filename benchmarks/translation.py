@@ -1,6 +1,7 @@
 """Training and decoding speed of the Bahdanau attention model on the Bible (English to French).
 
-Usage: ``python benchmarks/translation.py [--quick] [--threads 2] [--train-seconds 60] [--json FILE]``
+Usage: ``python benchmarks/translation.py [--quick] [--threads 2] [--train-seconds 60] [--profile]
+[--peer opennmt --peer-python PYTHON [--peer-seconds 300]] [--unmap-freed-memory] [--json FILE]``
 
 The model is the one OpenNMT-py's reference run used: embeddings E = 256, a bidirectional LSTM
 encoder with He = 256 per direction (De = 512), an LSTM decoder with H = 512, additive (Bahdanau)
@@ -19,7 +20,20 @@ and context sums, the decoder LSTM and the output layer (deep output and the V-w
 counted over the real tokens only, times 3 for forward + backward, divided by the machine's matmul
 peak, measured in the same run (best of a large float32 ``torch.matmul`` before each round, see
 ``benchmarks/recurrent.py``). The fraction measured / roofline is how close the whole step comes to
-doing nothing but those matmuls at peak speed.
+doing nothing but those matmuls at peak speed. Three variants are timed, interleaved within each
+round (:data:`VARIANTS`): the fused teacher-forced loop of :mod:`rnnkit.nn.fused_decoder` (the
+default), the same loop with MKL's ``addmm`` instead of oneDNN for its per-step products, and the
+step-by-step autograd path (``Seq2Seq.fused_loop = False``). The whole run has ``rnnkit train``'s
+process settings: denormals flushed and large freed buffers kept (``train.keep_freed_memory``;
+``--unmap-freed-memory`` gives glibc's default, for the A/B of that setting in a second run).
+``--profile`` adds the torch profiler's breakdown of one step of the longest timed batch for the
+fused loop and the step-by-step path (:mod:`translation_profile`).
+
+Side by side (``--peer opennmt --peer-python PYTHON``): after the rounds, rnnkit trains on random
+training batches for ``--peer-seconds``, then OpenNMT-py, in its own environment, trains the same
+model as far as it can build it on the same pairs (rnnkit's sentencepiece pieces) for the same
+time (:mod:`peer_opennmt`, whose docstring has the set-up); the ratio of their target tokens per
+second is printed. The peer is never a dependency of rnnkit.
 
 Decoding. The model is then trained for ``--train-seconds`` on random training batches and
 decodes the 266 test verses (books 38-39) in batches of 64 in order of source length: batched beam

@@ -223,17 +223,19 @@ class _BahdanauLSTMLoop(torch.autograd.Function):
                 da = da + d_a[:, t]
             de = torch._softmax_backward_data(da, a, 1, a.dtype)  # (B, S)
             z_t = z[t]
-            d_v2.add_(torch.mv(z_t.view(B * S, Ha).t(), de.reshape(B * S)))
-            # d pre = de 2 v * 2 z (1 - z), pre = p + W s, in place in one scratch buffer
-            torch.mul((2.0 * de)[:, :, None], v2, out=scratch)
-            grad_pre = torch.ops.aten.sigmoid_backward.grad_input(scratch, z_t, grad_input=scratch)
-            d_keys.add_(grad_pre)
-            dq = torch.sum(grad_pre, dim=1, out=d_query[t])  # (B, Ha)
+            d_v2.add_(torch.bmm(de[:, None, :], z_t)[:, 0].sum(0))  # sum_{b,i} de z
+            # d pre = 2 de v2 * y with y = z (1 - z) = tanh'/4: the sums over the source (the
+            # query's gradient) and over the steps (the keys') are taken of 2 de y, times v2 after
+            torch.addcmul(z_t, z_t, z_t, value=-1.0, out=scratch)  # y, (B, S, Ha)
+            w = 2.0 * de  # (B, S)
+            dq = torch.mul(torch.bmm(w[:, None, :], scratch)[:, 0], v2, out=d_query[t])  # (B, Ha)
+            d_keys.addcmul_(w[:, :, None], scratch)
             dh = query_t(dq, dh)  # (B, H), + dq W
         rows = T * B
         d_w_rec = torch.mm(d_gates.view(rows, G).t(), inputs.view(rows, De + H))  # (G, De + H)
         d_w_query = torch.mm(d_query.view(rows, Ha).t(), inputs[:, :, De:].reshape(rows, H))
         d_states = torch.bmm(a_all.transpose(1, 2), d_ctx)  # (B, S, De)
+        d_keys.mul_(v2)  # (B, S, Ha), sum_t 2 de_t y_t v2
         d_v = (2.0 * d_v2).reshape(v.shape)
         return (
             d_gates.transpose(0, 1),  # (B, T, G)
