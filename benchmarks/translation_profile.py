@@ -12,9 +12,9 @@ attention size, V the vocabulary:
 - matmuls of the output layer: products with a V-sized dimension;
 - other matmuls: the hoisted projections and the weight gradients computed once per call;
 - encoder LSTM: oneDNN's fused layer, forward and backward (its matmuls and cell);
-- additive score over B x S x Ha: every operator reading or writing a (B, S, Ha) tensor, the
-  score's ``v`` products included;
-- context sums: the products of the weights a (B, S) with the states h (B, S, De);
+- attention over B x S: every operator reading or writing a (B, S, Ha) or (B, S, De) tensor: the
+  additive score's add, nonlinearity and ``v`` products, the context sums ``a_t h`` and their
+  gradients (one category, because with Ha = De their batched products have the same shapes);
 - attention softmax: softmax and masking over (B, S);
 - decoder cell element-wise: operators on (B, 4H) and (B, H) tensors;
 - output log-softmax and loss: over (B T, V);
@@ -92,8 +92,7 @@ CATEGORIES = (
     "matmuls of the output layer",
     "other matmuls",
     "encoder LSTM (oneDNN)",
-    "additive score over B x S x Ha",
-    "context sums",
+    "attention over B x S",
     "attention softmax",
     "decoder cell element-wise",
     "output log-softmax and loss",
@@ -137,10 +136,8 @@ def category(name: str, shapes: Sequence[Sequence[int]], d: Dims) -> str:
     if name in MATMULS:
         if d.vocab in flat:
             return "matmuls of the output layer"
-        if name in ("aten::mv", "aten::addmv", "aten::addmv_") and score in numels:
-            return "additive score over B x S x Ha"
-        if name == "aten::bmm":
-            return "context sums"
+        if name in ("aten::mv", "aten::addmv", "aten::addmv_", "aten::bmm") and score in numels:
+            return "attention over B x S"
         first = [s for s in shapes if len(s) == 2]
         if first and (first[0][0] == d.batch or first[-1][-1] == d.batch):
             return "matmuls of the decoder step"
@@ -154,7 +151,7 @@ def category(name: str, shapes: Sequence[Sequence[int]], d: Dims) -> str:
     if "softmax" in name or name.startswith("aten::masked_fill"):
         return "attention softmax"
     if score in numels:
-        return "additive score over B x S x Ha"
+        return "attention over B x S"
     if shapes and all(len(s) == 2 and s[0] == d.batch for s in shapes if s):
         return "decoder cell element-wise"
     return "other"
