@@ -34,9 +34,10 @@ The API is the decoder protocol of :mod:`rnnkit.decoding`: :meth:`Seq2Seq.encode
 new state, the attention weights; memory and state reorder by ``index_select``), and
 :meth:`Seq2Seq.forward` for teacher forcing (logits; losses live in training code).
 
-Length: about 600 lines, for one model read top to bottom: its config, its memory and step types,
-the encoder, the fast decoder step and teacher forcing (with scheduled sampling). The plain step is
-in :mod:`rnnkit.nn.decoder`, the layers in :mod:`rnnkit.nn`.
+Length: about 660 lines, for one model read top to bottom: its config, its memory and step types,
+the encoder, the fast decoder step and teacher forcing (with scheduled sampling and the choice of
+the fused loop). What can live elsewhere does: the plain step is in :mod:`rnnkit.nn.decoder`, the
+fused teacher-forced loop in :mod:`rnnkit.nn.fused_decoder`, the layers in :mod:`rnnkit.nn`.
 """
 
 from __future__ import annotations

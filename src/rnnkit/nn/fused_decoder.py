@@ -16,8 +16,10 @@ time goes, once the projections are hoisted, to what autograd does at every step
 no library fuses a Bahdanau decoder on a CPU. What this function does instead:
 
 - **No autograd inside the loop.** The forward writes into buffers allocated once per call (the
-  states, contexts, weights, gate activations and the attention's hidden layer of all T steps);
-  the backward is the loop run backwards by hand, each step's gradients written into buffers too.
+  states, contexts, weights and gate activations of all T steps) and keeps one (B, S, Ha) tensor
+  per step for the score's hidden layer (one (T, B, S, Ha) buffer would be a fresh ``mmap`` whose
+  every page faults on first write; per-step tensors come from the heap); the backward is the loop
+  run backwards by hand, each step's gradients written into buffers too.
 - **Weight gradients once per call, not once per step** (as cuDNN does): the backward keeps the
   gate gradients dG_t and the query gradients of every step and multiplies them by the saved
   inputs in one large matmul each (``dW_rec = dG^T [c; s_prev]``, T*B rows instead of B), and the
@@ -29,13 +31,15 @@ no library fuses a Bahdanau decoder on a CPU. What this function does instead:
   the score is ``2 v^T z`` (``v^T tanh(.)`` plus the constant ``sum(v)``, which the softmax
   cancels) and the derivative of tanh, ``1 - tanh^2 = 4 z (1 - z)``, comes from ``z`` itself.
 - **Layouts the BLAS likes**: ``dc (B, 1, De) x h^T`` for the weights' gradient (not ``h x dc``,
-  ten times slower here), matrix-vector products for the score and its ``v`` gradient.
+  ten times slower here); a matrix-vector product for the score.
+- **oneDNN for the per-step products** (:func:`step_linear`).
 
 The passes over the (B, S, Ha) hidden layer per step: forward an add, a sigmoid and a
-matrix-vector product; backward a matrix-vector product (``dv``), a broadcast product, the
-sigmoid's derivative in place, a sum over the source (the query's gradient) and the accumulation
-into the keys' gradient. ``tests/nn/test_fused_decoder.py`` checks it against the reference step
-(outputs and gradients within 1e-5) and with ``torch.autograd.gradcheck``.
+matrix-vector product; backward ``y = z (1 - z)``, three batched products of the (B, 1, S) rows
+``de`` and ``2 de`` with ``z`` and ``y`` (the ``v`` gradient, the query's gradient) and the
+accumulation of ``2 de y`` into the keys' gradient (times ``v`` once, after the loop).
+``tests/nn/test_fused_decoder.py`` checks it against the reference step (outputs and gradients
+within 1e-5) and with ``torch.autograd.gradcheck``.
 
 Shapes: B batch, T target steps, S source positions, De encoder state size, Ha attention size,
 H decoder size, G = 4H gate rows (PyTorch's order i, f, g, o).
