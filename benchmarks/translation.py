@@ -21,13 +21,15 @@ counted over the real tokens only, times 3 for forward + backward, divided by th
 peak, measured in the same run (best of a large float32 ``torch.matmul`` before each round, see
 ``benchmarks/recurrent.py``). The fraction measured / roofline is how close the whole step comes to
 doing nothing but those matmuls at peak speed. Three variants are timed, interleaved within each
-round (:data:`VARIANTS`): the fused teacher-forced loop of :mod:`rnnkit.nn.fused_decoder` (the
-default), the same loop with MKL's ``addmm`` instead of oneDNN for its per-step products, and the
-step-by-step autograd path (``Seq2Seq.fused_loop = False``). The whole run has ``rnnkit train``'s
+round (:data:`VARIANTS`): the fused teacher-forced loop of :mod:`rnnkit.nn.fused_decoder` with
+the native kernels of :mod:`rnnkit.nn.native` (the attention step, the LSTM cell and the loss,
+each one pass; the default), the same loop with PyTorch operators only (``RNNKIT_NATIVE=0``), and
+the step-by-step autograd path (``Seq2Seq.fused_loop = False``, PyTorch operators: the code before
+both). The whole run has ``rnnkit train``'s
 process settings: denormals flushed and large freed buffers kept (``train.keep_freed_memory``;
 ``--unmap-freed-memory`` gives glibc's default, for the A/B of that setting in a second run).
-``--profile`` adds the torch profiler's breakdown of one step of the longest timed batch for the
-fused loop and the step-by-step path (:mod:`translation_profile`).
+``--profile`` adds the torch profiler's breakdown of one step of the longest timed batch for each
+variant (:mod:`translation_profile`).
 
 Side by side (``--peer opennmt --peer-python PYTHON``): after the rounds, rnnkit trains on random
 training batches for ``--peer-seconds``, then OpenNMT-py, in its own environment, trains the same
@@ -84,7 +86,7 @@ from rnnkit.data.parallel import bucket_batches, pad_pairs
 from rnnkit.data.tokenizers import BOS_ID, EOS_ID, PAD_ID, build_tokenizer
 from rnnkit.decoding.search import Hypothesis, SearchConfig, beam_search, greedy_search
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from rnnkit.nn import fused_decoder
+from rnnkit.nn import native
 from rnnkit.training.device import flush_denormals, keep_freed_memory
 from rnnkit.training.losses import token_cross_entropy
 from translation_profile import Dims, print_profile, profile_step
@@ -272,16 +274,16 @@ class TrainingSpeed:
     padded_target_positions: int
 
 
-VARIANTS = {
-    "fused loop": (True, True),  # the default: (Seq2Seq.fused_loop, fused_decoder.use_onednn)
-    "fused, addmm": (True, False),  # the fused loop with MKL's addmm for the per-step products
-    "step by step": (False, True),  # the autograd step, as before the fused loop
+VARIANTS = {  # (Seq2Seq.fused_loop, native.enabled)
+    "fused loop": (True, True),  # the default: attention, cell and loss as native kernels
+    "fused, PyTorch ops": (True, False),  # the same loop with PyTorch operators only
+    "step by step": (False, False),  # the autograd step, as before the fused loop
 }
 
 
 def use_variant(model: Seq2Seq, name: str) -> None:
-    """Switch ``model`` (and the fused loop's matmuls) to one of :data:`VARIANTS`."""
-    model.fused_loop, fused_decoder.use_onednn = VARIANTS[name]
+    """Switch ``model`` (and the native kernels) to one of :data:`VARIANTS`."""
+    model.fused_loop, native.enabled = VARIANTS[name]
 
 
 def time_training(
@@ -361,7 +363,7 @@ def profile_training(
         f"S={dims.source}, T={dims.target}:"
     )
     out = {}
-    for name in ("fused loop", "step by step"):
+    for name in VARIANTS:
         use_variant(model, name)
         prof = profile_step(model, phased_step(optimizer), batch, dims)
         print_profile(name, prof)
@@ -618,12 +620,15 @@ def _run(settings: Settings, options: Options) -> dict[str, Any]:
     )
     for name, sp in speeds.items():
         print(
-            f"  {name:13s} {sp.tokens_per_s:7.0f} tok/s   fraction of roofline "
+            f"  {name:24s} {sp.tokens_per_s:7.0f} tok/s   fraction of roofline "
             f"{sp.fraction_of_roofline:.2f}   (best round {sp.best_tokens_per_s:.0f})"
         )
     ab = speed.tokens_per_s / speeds["step by step"].tokens_per_s
-    onednn = speed.tokens_per_s / speeds["fused, addmm"].tokens_per_s
-    print(f"  fused loop / step by step {ab:.2f}x; oneDNN / addmm in the fused loop {onednn:.2f}x")
+    kernels = speed.tokens_per_s / speeds["fused, PyTorch ops"].tokens_per_s
+    print(
+        f"  fused loop / step by step {ab:.2f}x; native kernels / PyTorch operators in the fused "
+        f"loop {kernels:.2f}x"
+    )
     profiled = profile_training(model, optimizer, timed, settings) if options.profile else None
 
     peer = None
@@ -658,7 +663,7 @@ def _run(settings: Settings, options: Options) -> dict[str, Any]:
         "training": asdict(speed),
         "training_variants": {name: asdict(sp) for name, sp in speeds.items()},
         "fused_vs_step_by_step": ab,
-        "onednn_vs_addmm": onednn,
+        "native_vs_pytorch_ops": kernels,
         "profile": profiled,
         "peer": peer,
         "decoding": {

@@ -14,7 +14,8 @@ attention size, V the vocabulary:
 - encoder LSTM: oneDNN's fused layer, forward and backward (its matmuls and cell);
 - attention over B x S: every operator reading or writing a (B, S, Ha) or (B, S, De) tensor: the
   additive score's add, nonlinearity and ``v`` products, the context sums ``a_t h`` and their
-  gradients (one category, because with Ha = De their batched products have the same shapes);
+  gradients (one category, because with Ha = De their batched products have the same shapes),
+  or all of that in one native call (``rnnkit::bahdanau_attention_*``, :mod:`rnnkit.nn.native`);
 - attention softmax: softmax and masking over (B, S);
 - decoder cell element-wise: operators on (B, 4H) and (B, H) tensors;
 - output log-softmax and loss: over (B T, V);
@@ -131,6 +132,8 @@ def category(name: str, shapes: Sequence[Sequence[int]], d: Dims) -> str:
     flat = [x for shape in shapes for x in shape]
     numels = _numels(shapes)
     score = d.batch * d.source * d.attention
+    if name.startswith("rnnkit::bahdanau_attention"):  # rnnkit.nn.native's one-pass step
+        return "attention over B x S"
     if name.startswith("aten::mkldnn_rnn"):
         return "encoder LSTM (oneDNN)"
     if name in MATMULS:
@@ -146,6 +149,8 @@ def category(name: str, shapes: Sequence[Sequence[int]], d: Dims) -> str:
         return "copies, fills, allocation"
     if name in VIEWS:
         return "views and dispatch"
+    if name.startswith("rnnkit::cross_entropy"):  # rnnkit.nn.native's one-pass loss
+        return "output log-softmax and loss"
     if "log_softmax" in name or "nll_loss" in name or d.vocab in flat:
         return "output log-softmax and loss"
     if "softmax" in name or name.startswith("aten::masked_fill"):
@@ -197,7 +202,7 @@ def _attribute(events: Any, dims: Dims) -> StepProfile:
         if event.name.startswith("## "):
             wall[event.name[3:]] = event.time_range.elapsed_us() / 1e3
             continue
-        if not (event.name.startswith("aten::") or event.name.startswith("mkldnn::")):
+        if not event.name.startswith(("aten::", "mkldnn::", "rnnkit::")):
             continue
         parent = event.cpu_parent
         while parent is not None and not parent.name.startswith("## "):

@@ -18,7 +18,12 @@ def cli_exports() -> bool:
     return True
 
 
-def json_close(got: Any, want: Any, tol: float = 1e-4) -> bool:
+ROUNDED = 1.5e-4
+"""Tolerance for values the JSON rounds to 4 decimals: two values a hair either side of a rounding
+boundary come out one unit of the last place (1e-4) apart, plus float slack."""
+
+
+def json_close(got: Any, want: Any, tol: float = ROUNDED) -> bool:
     """Whether two decoded JSON values are equal, floats within ``tol`` (absolute)."""
     if isinstance(want, float) or isinstance(got, float):
         if got is None or want is None:

@@ -18,7 +18,7 @@ from rnnkit.data.images import image_tensor, load_image
 from rnnkit.export import export_run
 from rnnkit.models.captioning_model import CaptioningModel
 from rnnkit.runtime import images
-from tests.export import json_close
+from tests.export import ROUNDED, json_close
 from tests.tasks.test_captioning import config
 
 KINDS = {"soft-lstm": {}, "none-gru": {"attention": "none", "cell": "gru"}}
@@ -92,7 +92,7 @@ def test_captions_equal_the_torch_predictors(
     assert [[c["tokens"] for c in g["captions"]] for g in got] == [
         [c["tokens"] for c in w["captions"]] for w in want
     ]
-    assert json_close(got, json.loads(json.dumps(want)), 1e-4)
+    assert json_close(got, json.loads(json.dumps(want)), ROUNDED)
 
 
 def test_cli_json_and_errors(
@@ -106,7 +106,7 @@ def test_cli_json_and_errors(
     assert main(["predict", str(run), *args]) == 0
     want = json.loads(capsys.readouterr().out)
     assert main(["predict", str(exported), *args, "--engine", "onnx"]) == 0
-    assert json_close(json.loads(capsys.readouterr().out), want, 1e-4)
+    assert json_close(json.loads(capsys.readouterr().out), want, ROUNDED)
     assert main(["predict", str(exported), str(pictures[0]), "--engine", "onnx", "--plot-all"]) == 2
     assert capsys.readouterr().err == (
         "rnnkit: error: --plot-all is not supported by the onnx engine; use --engine torch\n"

@@ -17,7 +17,7 @@ from rnnkit.export import export_run
 from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.tasks.base import to_json
 from rnnkit.tasks.translation import TranslationTask
-from tests.export import json_close, max_diff
+from tests.export import ROUNDED, json_close, max_diff
 from tests.tasks.test_translation import SOURCES, encode_batch, run_config
 
 KINDS = {
@@ -93,7 +93,7 @@ def test_greedy_and_beam_outputs_equal_the_torch_predictors(
     ]
     tokens = [[t["output_tokens"] for t in w["translations"]] for w in want]
     assert [[t["output_tokens"] for t in g["translations"]] for g in got] == tokens
-    assert json_close(got, want, 1e-4), max_diff(got, want)
+    assert json_close(got, want, ROUNDED), max_diff(got, want)
     assert [onnx_predictor.format(o) for o in onnx_predictor.predict(SOURCES, options)] == [
         torch_predictor.format(o) for o in torch_predictor.predict(SOURCES, options)
     ]
@@ -131,7 +131,7 @@ def test_cli_export_and_predict_with_the_onnx_engine_print_the_torch_json(
     want = json.loads(capsys.readouterr().out)
     assert main(["predict", str(out), *args, "--engine", "onnx"]) == 0
     got = json.loads(capsys.readouterr().out)
-    assert json_close(got, want, 1e-4)
+    assert json_close(got, want, ROUNDED)
     assert main(["predict", str(out), SOURCES[0], "--engine", "onnx"]) == 0
     text = capsys.readouterr().out
     assert main(["predict", str(run), SOURCES[0]]) == 0

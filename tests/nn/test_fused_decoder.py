@@ -1,4 +1,8 @@
-"""The fused Bahdanau LSTM loop against autograd and against the lecture's reference step."""
+"""The fused Bahdanau LSTM loop against autograd and against the lecture's reference step.
+
+Every test runs twice: with the native kernels (attention step and cell, :mod:`rnnkit.nn.native`)
+and with PyTorch operators only.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,19 @@ from torch import Tensor
 from torch.testing import assert_close
 
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from rnnkit.nn import native
 from rnnkit.nn.decoder import bahdanau_step
 from rnnkit.nn.fused_decoder import bahdanau_lstm_loop
 from rnnkit.nn.padding import length_mask
+
+
+@pytest.fixture(autouse=True, params=["native", "pytorch"])
+def kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with the native kernels, then with them turned off."""
+    if request.param == "native" and native.library() is None:
+        pytest.skip("no C++ compiler: native kernels not built")
+    monkeypatch.setattr(native, "enabled", request.param == "native")
+    return str(request.param)
 
 
 def loop_inputs(
@@ -73,7 +87,11 @@ def written_out(
     return torch.stack(ss, 1), torch.stack(cs, 1), torch.stack(as_, 1)
 
 
-def test_equals_the_equations_written_out() -> None:
+def test_equals_the_equations_written_out(kernels: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    for name in ("attention_forward", "attention_backward", "lstm_cell_forward"):
+        kernel = getattr(native, name)
+        monkeypatch.setattr(native, name, lambda *a, k=kernel, n=name: calls.append(n) or k(*a))
     inputs = loop_inputs(B=4, T=6, S=7, H=5, Ha=6, De=8)
     fused = bahdanau_lstm_loop(*inputs)
     plain = written_out(inputs)
@@ -83,6 +101,10 @@ def test_equals_the_equations_written_out() -> None:
     grads_fused = torch.autograd.grad(fused, leaves, probes)
     grads_plain = torch.autograd.grad(plain, leaves, probes)
     assert_close(grads_fused, grads_plain, atol=1e-12, rtol=1e-12)
+    want = {"attention_forward": 6, "attention_backward": 6, "lstm_cell_forward": 6}
+    assert {n: calls.count(n) for n in want} == (
+        want if kernels == "native" else dict.fromkeys(want, 0)
+    )
 
 
 def bahdanau(dropout: float = 0.0) -> Seq2Seq:

@@ -16,30 +16,33 @@ time goes, once the projections are hoisted, to what autograd does at every step
 no library fuses a Bahdanau decoder on a CPU. What this function does instead:
 
 - **No autograd inside the loop.** The forward writes into buffers allocated once per call (the
-  states, contexts, weights and gate activations of all T steps) and keeps one (B, S, Ha) tensor
-  per step for the score's hidden layer (one (T, B, S, Ha) buffer would be a fresh ``mmap`` whose
-  every page faults on first write; per-step tensors come from the heap); the backward is the loop
-  run backwards by hand, each step's gradients written into buffers too.
+  states, contexts, weights and gate activations of all T steps); the backward is the loop run
+  backwards by hand, each step's gradients written into buffers too.
 - **Weight gradients once per call, not once per step** (as cuDNN does): the backward keeps the
   gate gradients dG_t and the query gradients of every step and multiplies them by the saved
   inputs in one large matmul each (``dW_rec = dG^T [c; s_prev]``, T*B rows instead of B), and the
   gradient of the encoder states through the contexts is one batched matmul
   ``dh = A^T dC`` (B, S, T) x (B, T, De) instead of a (B, S, De) outer product added per step.
-- **tanh through the logistic function**: ``tanh(x) = 2 sigmoid(2x) - 1``, and PyTorch's float32
-  sigmoid is several times faster than its tanh on CPU. So the hidden layer of the score is kept
-  as ``z = sigmoid(2 p_i + 2 W s_{t-1})`` (one add into the step's buffer, one in-place sigmoid),
-  the score is ``2 v^T z`` (``v^T tanh(.)`` plus the constant ``sum(v)``, which the softmax
-  cancels) and the derivative of tanh, ``1 - tanh^2 = 4 z (1 - z)``, comes from ``z`` itself.
-- **Layouts the BLAS likes**: ``dc (B, 1, De) x h^T`` for the weights' gradient (not ``h x dc``,
-  ten times slower here); a matrix-vector product for the score.
+- **The attention step and the cell as native kernels** (:mod:`rnnkit.nn.native`, on CPU in
+  float32 and float64 wherever the kernels could be built): each step's score, softmax and
+  context in one pass per sentence over its keys and states, the backward likewise (``tanh``
+  recomputed, nothing stored per step but ``W s_{t-1}``), padded positions skipped; the cell's
+  nonlinearities and memory update in one pass each way.
+- **Otherwise PyTorch operators, with tanh through the logistic function**:
+  ``tanh(x) = 2 sigmoid(2x) - 1``, PyTorch's float32 sigmoid being several times faster than its
+  tanh on CPU. The score's hidden layer is kept per step as ``z = sigmoid(2 p_i + 2 W s_{t-1})``
+  (one (B, S, Ha) tensor each: one (T, B, S, Ha) buffer would be a fresh ``mmap`` whose every
+  page faults on first write), the score is ``2 v^T z`` (``v^T tanh(.)`` plus the constant
+  ``sum(v)``, which the softmax cancels) and ``1 - tanh^2 = 4 z (1 - z)``. The passes over
+  (B, S, Ha) per step: forward an add, a sigmoid and a matrix-vector product; backward
+  ``y = z (1 - z)``, batched products of the (B, 1, S) rows ``de`` and ``2 de`` with ``z`` and
+  ``y`` (the ``v`` gradient, the query's gradient) and the accumulation of ``2 de y`` into the
+  keys' gradient (times ``v`` once, after the loop); the weights' gradient as
+  ``dc (B, 1, De) x h^T`` (not ``h x dc``, ten times slower here).
 - **oneDNN for the per-step products** (:func:`step_linear`).
 
-The passes over the (B, S, Ha) hidden layer per step: forward an add, a sigmoid and a
-matrix-vector product; backward ``y = z (1 - z)``, three batched products of the (B, 1, S) rows
-``de`` and ``2 de`` with ``z`` and ``y`` (the ``v`` gradient, the query's gradient) and the
-accumulation of ``2 de y`` into the keys' gradient (times ``v`` once, after the loop).
-``tests/nn/test_fused_decoder.py`` checks it against the reference step (outputs and gradients
-within 1e-5) and with ``torch.autograd.gradcheck``.
+``tests/nn/test_fused_decoder.py`` checks both ways against the reference step (outputs and
+gradients within 1e-5) and with ``torch.autograd.gradcheck``.
 
 Shapes: B batch, T target steps, S source positions, De encoder state size, Ha attention size,
 H decoder size, G = 4H gate rows (PyTorch's order i, f, g, o).
@@ -52,7 +55,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.autograd.function import FunctionCtx
+
+from rnnkit.nn import native
 
 Linear = Callable[[Tensor, Tensor | None], Tensor]
 """``(x, add) -> x W^T + add``, x (B, K), add (B, N) or None, for one fixed weight W (N, K)."""
@@ -134,7 +138,7 @@ class _BahdanauLSTMLoop(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: FunctionCtx,
+        ctx: Any,
         gates_x: Tensor,
         h0: Tensor,
         m0: Tensor,
@@ -148,31 +152,49 @@ class _BahdanauLSTMLoop(torch.autograd.Function):
         B, T, G = gates_x.shape
         H, S, Ha, De = G // 4, keys.shape[1], keys.shape[2], states.shape[2]
         new = gates_x.new_empty
-        z: list[Tensor] = []  # sigmoid(2 p + 2 W s_{t-1}) of every step, (B, S, Ha) each
+        fast = native.attention_applies(keys)  # the attention in one pass (native.py)
         inputs = new(T, B, De + H)  # [c_t; s_{t-1}], what W_rec multiplies
         acts = new(T, B, G)  # i, f, g, o after their nonlinearities
         memory = new(T + 1, B, H)  # m_0 .. m_T
         tanh_m = new(T, B, H)
-        s_all, c_all, a_all = new(B, T, H), new(B, T, De), new(B, T, S)
-        keys2 = keys * 2.0  # (B, S, Ha)
-        v2 = (2.0 * v).reshape(Ha)  # e = 2 v^T z = v^T tanh(.) + sum(v)
-        masked = ~mask  # (B, S)
+        s_all, a_all = new(B, T, H), new(B, T, S)
+        saved: list[Tensor] = []  # the attention's: W s_{t-1} (fast), else z of every step
+        if fast:
+            keys, states = keys.contiguous(), states.contiguous()
+            mask, v_flat = mask.to(torch.uint8).contiguous(), v.reshape(Ha).contiguous()
+        else:
+            keys2 = keys * 2.0  # (B, S, Ha)
+            v2 = (2.0 * v).reshape(Ha)  # e = 2 v^T z = v^T tanh(.) + sum(v)
+            masked = ~mask  # (B, S)
         query, recurrent = step_linear(w_query, B), step_linear(w_rec, B)
         memory[0] = m0
         h = h0
+        s_steps = new(T, B, H) if fast else s_all  # fast: s_t as contiguous rows
         for t in range(T):
-            inputs[t, :, De:] = h  # s_{t-1}
+            if not fast or t == 0:  # else the cell's kernel wrote it
+                inputs[t, :, De:] = h  # s_{t-1}
             q = query(h, None)  # (B, Ha), W s_{t-1}
-            z_t = torch.add(keys2, q[:, None, :], alpha=2.0).sigmoid_()  # (B, S, Ha)
-            z.append(z_t)
-            e = torch.mv(z_t.view(B * S, Ha), v2).view(B, S)  # (B, S)
-            e.masked_fill_(masked, float("-inf"))
-            a = torch.softmax(e, dim=1)  # (B, S)
-            a_all[:, t] = a
-            c = torch.bmm(a[:, None, :], states)[:, 0]  # (B, De)
-            inputs[t, :, :De] = c
-            c_all[:, t] = c
+            if fast:
+                native.attention_forward(
+                    keys, q, v_flat, states, mask, a_all[:, t], inputs[t, :, :De]
+                )
+                saved.append(q)
+            else:  # z = sigmoid(2 p + 2 W s_{t-1}) = (1 + tanh(.)) / 2, (B, S, Ha)
+                z_t = torch.add(keys2, q[:, None, :], alpha=2.0).sigmoid_()
+                saved.append(z_t)
+                e = torch.mv(z_t.view(B * S, Ha), v2).view(B, S)  # (B, S)
+                e.masked_fill_(masked, float("-inf"))
+                a = torch.softmax(e, dim=1)  # (B, S)
+                a_all[:, t] = a
+                inputs[t, :, :De] = torch.bmm(a[:, None, :], states)[:, 0]  # c_t, (B, De)
             gates = recurrent(inputs[t], gates_x[:, t])  # (B, G)
+            if fast:  # the cell in one pass, s_t also into the next step's inputs
+                h = s_steps[t]
+                after = inputs[t + 1, :, De:] if t + 1 < T else None
+                native.lstm_cell_forward(
+                    gates, memory[t], acts[t], memory[t + 1], tanh_m[t], h, after
+                )
+                continue
             act = acts[t]
             torch.sigmoid(gates, out=act)
             torch.tanh(gates[:, 2 * H : 3 * H], out=act[:, 2 * H : 3 * H])
@@ -181,15 +203,24 @@ class _BahdanauLSTMLoop(torch.autograd.Function):
             tm = torch.tanh(m, out=tanh_m[t])
             h = o * tm  # (B, H), s_t
             s_all[:, t] = h
-        ctx.save_for_backward(states, w_query, v, w_rec, inputs, acts, memory, tanh_m, a_all, *z)
+        c_all = inputs[:, :, :De].transpose(0, 1).contiguous()  # (B, T, De)
+        if fast:
+            s_all = s_steps.transpose(0, 1).contiguous()  # (B, T, H)
+        ctx.fast = fast
+        ctx.save_for_backward(
+            keys, states, mask, w_query, v, w_rec, inputs, acts, memory, tanh_m, a_all, *saved
+        )
         return s_all, c_all, a_all
 
     @staticmethod
     def backward(
         ctx: Any, d_s: Tensor | None, d_c: Tensor | None, d_a: Tensor | None
     ) -> tuple[Tensor | None, ...]:
-        states, w_query, v, w_rec, inputs, acts, memory, tanh_m, a_all, *z = ctx.saved_tensors
-        T, (B, S, Ha) = len(z), z[0].shape
+        saved = ctx.saved_tensors
+        keys, states, mask, w_query, v, w_rec, inputs, acts, memory, tanh_m, a_all = saved[:11]
+        per_step = saved[11:]  # W s_{t-1} (fast) or z of every step
+        fast: bool = ctx.fast
+        (B, S, Ha), T = keys.shape, acts.shape[0]
         De, G = states.shape[2], acts.shape[2]
         H = G // 4
         new = states.new_empty
@@ -197,50 +228,70 @@ class _BahdanauLSTMLoop(torch.autograd.Function):
         d_ctx = new(B, T, De)  # the total gradient of every c_t
         d_query = new(T, B, Ha)  # the gradient of every W s_{t-1}
         d_keys = states.new_zeros(B, S, Ha)
-        d_v2 = states.new_zeros(Ha)
-        scratch = new(B, S, Ha)
-        v2 = (2.0 * v).reshape(Ha)
+        d_v_flat = states.new_zeros(Ha)  # fast: dL/dv; else dL/d(2 v), from z
+        v_flat = v.reshape(Ha).contiguous()
+        if not fast:
+            scratch = new(B, S, Ha)
+            v2 = 2.0 * v_flat
+        if d_a is not None:
+            d_a = d_a.contiguous()
+        if fast and d_s is not None:
+            d_s = d_s.contiguous()
         recurrent_t, query_t = step_linear(w_rec.t(), B), step_linear(w_query.t(), B)
         dh = states.new_zeros(B, H)  # dL/ds_t from the steps after t
         dm = states.new_zeros(B, H)  # dL/dm_t from the steps after t
         for t in reversed(range(T)):
-            if d_s is not None:
-                dh = dh + d_s[:, t]
-            i, f, g, o = acts[t].chunk(4, dim=1)
-            tm = tanh_m[t]
             dg_t = d_gates[t]
-            di, df, dgg, do = dg_t.chunk(4, dim=1)
-            dm = torch.addcmul(dm, dh, o * (1.0 - tm * tm))  # (B, H)
-            torch.mul(dm * g, i * (1.0 - i), out=di)
-            torch.mul(dm * memory[t], f * (1.0 - f), out=df)
-            torch.mul(dm * i, 1.0 - g * g, out=dgg)
-            torch.mul(dh * tm, o * (1.0 - o), out=do)
-            dm = dm * f
+            if fast:  # the cell's backward in one pass; dm becomes dL/dm_{t-1} in place
+                d_s_t = None if d_s is None else d_s[:, t]
+                native.lstm_cell_backward(acts[t], memory[t], tanh_m[t], dh, d_s_t, dm, dg_t)
+            else:
+                if d_s is not None:
+                    dh = dh + d_s[:, t]
+                i, f, g, o = acts[t].chunk(4, dim=1)
+                tm = tanh_m[t]
+                di, df, dgg, do = dg_t.chunk(4, dim=1)
+                dm = torch.addcmul(dm, dh, o * (1.0 - tm * tm))  # (B, H)
+                torch.mul(dm * g, i * (1.0 - i), out=di)
+                torch.mul(dm * memory[t], f * (1.0 - f), out=df)
+                torch.mul(dm * i, 1.0 - g * g, out=dgg)
+                torch.mul(dh * tm, o * (1.0 - o), out=do)
+                dm = dm * f
             dx = recurrent_t(dg_t, None)  # (B, De + H), dG_t W_rec
             dc = dx[:, :De] if d_c is None else dx[:, :De] + d_c[:, t]  # (B, De)
             d_ctx[:, t] = dc
             dh = dx[:, De:]  # (B, H), through W_hh
-            # the attention: c_t = a_t h, a_t = softmax(e_t), e_t = 2 v^T z_t
+            # the attention: c_t = a_t h, a_t = softmax(e_t), e_t = v^T tanh(p + W s_{t-1})
             a = a_all[:, t]
-            da = torch.bmm(dc[:, None, :], states.transpose(1, 2))[:, 0]  # (B, S)
-            if d_a is not None:
-                da = da + d_a[:, t]
-            de = torch._softmax_backward_data(da, a, 1, a.dtype)  # (B, S)
-            z_t = z[t]
-            d_v2.add_(torch.bmm(de[:, None, :], z_t)[:, 0].sum(0))  # sum_{b,i} de z
-            # d pre = 2 de v2 * y with y = z (1 - z) = tanh'/4: the sums over the source (the
-            # query's gradient) and over the steps (the keys') are taken of 2 de y, times v2 after
-            torch.addcmul(z_t, z_t, z_t, value=-1.0, out=scratch)  # y, (B, S, Ha)
-            w = 2.0 * de  # (B, S)
-            dq = torch.mul(torch.bmm(w[:, None, :], scratch)[:, 0], v2, out=d_query[t])  # (B, Ha)
-            d_keys.addcmul_(w[:, :, None], scratch)
+            da_t = None if d_a is None else d_a[:, t]
+            dq = d_query[t]
+            if fast:
+                native.attention_backward(
+                    keys, per_step[t], v_flat, states, mask, a, dc, da_t, dq, d_keys, d_v_flat
+                )
+            else:
+                da = torch.bmm(dc[:, None, :], states.transpose(1, 2))[:, 0]  # (B, S)
+                if da_t is not None:
+                    da = da + da_t
+                de = torch._softmax_backward_data(da, a, 1, a.dtype)  # (B, S)
+                z_t = per_step[t]
+                d_v_flat.add_(torch.bmm(de[:, None, :], z_t)[:, 0].sum(0))  # sum_{b,i} de z
+                # d pre = 2 de v2 * y with y = z (1 - z) = tanh'/4: the sums over the source
+                # (the query's gradient) and over the steps (the keys') are taken of 2 de y,
+                # times v2 after the loop
+                torch.addcmul(z_t, z_t, z_t, value=-1.0, out=scratch)  # y, (B, S, Ha)
+                w = 2.0 * de  # (B, S)
+                torch.mul(torch.bmm(w[:, None, :], scratch)[:, 0], v2, out=dq)  # (B, Ha)
+                d_keys.addcmul_(w[:, :, None], scratch)
             dh = query_t(dq, dh)  # (B, H), + dq W
         rows = T * B
         d_w_rec = torch.mm(d_gates.view(rows, G).t(), inputs.view(rows, De + H))  # (G, De + H)
         d_w_query = torch.mm(d_query.view(rows, Ha).t(), inputs[:, :, De:].reshape(rows, H))
         d_states = torch.bmm(a_all.transpose(1, 2), d_ctx)  # (B, S, De)
-        d_keys.mul_(v2)  # (B, S, Ha), sum_t 2 de_t y_t v2
-        d_v = (2.0 * d_v2).reshape(v.shape)
+        if not fast:
+            d_keys.mul_(v2)  # (B, S, Ha), sum_t 2 de_t y_t v2
+            d_v_flat.mul_(2.0)
+        d_v = d_v_flat.reshape(v.shape)
         return (
             d_gates.transpose(0, 1),  # (B, T, G)
             dh,

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
+
+from rnnkit.nn import native
 
 
 def token_cross_entropy(
     logits: Tensor, targets: Tensor, pad_id: int, label_smoothing: float = 0.0
 ) -> Tensor:
-    """Mean cross-entropy over real (non-pad) target tokens.
+    """Mean cross-entropy over real (non-pad) target tokens (one pass each way: :mod:`rnnkit.nn.native`).
 
     Args:
         logits: (B, T, V) unnormalised scores.
@@ -20,7 +21,7 @@ def token_cross_entropy(
     Returns:
         A scalar tensor.
     """
-    return F.cross_entropy(
+    return native.cross_entropy(
         logits.reshape(-1, logits.size(-1)),  # (B*T, V)
         targets.reshape(-1),  # (B*T,)
         ignore_index=pad_id,
