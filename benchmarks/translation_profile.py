@@ -17,8 +17,9 @@ attention size, V the vocabulary:
   gradients (one category, because with Ha = De their batched products have the same shapes),
   or all of that in one native call (``rnnkit::bahdanau_attention_*``, :mod:`rnnkit.nn.native`);
 - attention softmax: softmax and masking over (B, S);
-- decoder cell element-wise: operators on (B, 4H) and (B, H) tensors;
-- output log-softmax and loss: over (B T, V);
+- decoder cell element-wise: operators on (B, 4H) and (B, H) tensors, or the native cell
+  (``rnnkit::lstm_cell_*``);
+- output log-softmax and loss: over (B T, V), or the native loss (``rnnkit::cross_entropy_*``);
 - copies, fills, allocation: ``copy_``, ``fill_``, ``cat``, ``stack``, ``empty`` and the like;
 - views and dispatch: composite operators' own time (``linear``, ``matmul``, ``view``, ...);
 - optimizer and clipping: everything in the last phase;
@@ -134,6 +135,8 @@ def category(name: str, shapes: Sequence[Sequence[int]], d: Dims) -> str:
     score = d.batch * d.source * d.attention
     if name.startswith("rnnkit::bahdanau_attention"):  # rnnkit.nn.native's one-pass step
         return "attention over B x S"
+    if name.startswith("rnnkit::lstm_cell"):
+        return "decoder cell element-wise"
     if name.startswith("aten::mkldnn_rnn"):
         return "encoder LSTM (oneDNN)"
     if name in MATMULS:
