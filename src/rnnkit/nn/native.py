@@ -1,16 +1,20 @@
 r"""Native kernels: C++ compiled on first use with the machine's compiler, cached, called via ctypes.
 
-Two kernels, each where no PyTorch operator or library does the work in one pass on a CPU.
+Three kernels, each where no PyTorch operator or library does the work in one pass on a CPU.
 
-Attention (``bahdanau_attention.cpp``, :func:`attention_forward`, :func:`attention_backward`): one step of Bahdanau's additive attention, ``e_i = v^T tanh(k_i + q)``, the
-softmax over the real source positions and the context ``c = sum_i a_i h_i``, is a handful of
-memory-bound passes over a (B, S, Ha) tensor in PyTorch (an add, the nonlinearity, a product with
-``v``, the softmax, the context; seven more passes in the backward), and no PyTorch operator or
-library fuses them on a CPU. ``bahdanau_attention.cpp`` does each direction in one pass per
-sentence, whose keys and states stay in the core's cache, skips padded positions, and stores
-nothing for the backward (it recomputes ``tanh``). ``torch.compile`` could fuse part of it, but
-at the price of about half a minute of compilation per process and per new source length; this
-file builds in about a second, once per machine.
+Attention (``bahdanau_attention.cpp``, :func:`attention_forward`, :func:`attention_backward`):
+one step of Bahdanau's additive attention, ``e_i = v^T tanh(k_i + q)``, the softmax over the real
+source positions and the context ``c = sum_i a_i h_i``, is a handful of memory-bound passes over a
+(B, S, Ha) tensor in PyTorch (an add, the nonlinearity, a product with ``v``, the softmax, the
+context; seven more passes in the backward). ``bahdanau_attention.cpp`` does each direction in
+one pass per sentence, whose keys and states stay in the core's cache, skips padded positions, and
+stores nothing for the backward (it recomputes ``tanh``). ``torch.compile`` could fuse part of it,
+but at the price of about half a minute of compilation per process and per new source length;
+the three kernels build in about two seconds, once per machine.
+
+LSTM cell (``lstm_cell.cpp``, :func:`lstm_cell_forward`, :func:`lstm_cell_backward`): the
+nonlinearities and the memory update of one step, some ten small PyTorch operators forward and
+fourteen backward, each launched per step of the decoder loop, in one pass each way.
 
 Cross-entropy (``cross_entropy.cpp``, :func:`cross_entropy`): the token loss with label smoothing
 over (N, V) logits is, in PyTorch, a log-softmax written out in full, the loss's gather and sum,
@@ -20,7 +24,7 @@ forward (keeping each row's log-sum-exp) and once backward, writing the gradient
 
 How: the sources ship in the package; :func:`library` compiles them with ``$CXX`` (else ``c++``
 or ``g++``) as ``-O3 -march=native -fopenmp`` into the cache directory (``$RNNKIT_CACHE_DIR``,
-else ``$XDG_CACHE_HOME/rnnkit``, else ``~/.cache/rnnkit``) under a name that hashes the source,
+else ``$XDG_CACHE_HOME/rnnkit``, else ``~/.cache/rnnkit``) under a name that hashes the sources,
 the compiler, the flags and the CPU, written to a temporary file and renamed (two processes can
 build at once; nobody loads half a file). Its OpenMP threads are the process's: PyTorch's
 ``libgomp.so.1`` is loaded first, so the library's dependency resolves to it. Without a compiler,
