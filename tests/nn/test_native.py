@@ -188,12 +188,17 @@ def test_cross_entropy_gradcheck_and_edge_cases() -> None:
 
 @built
 def test_one_openmp_runtime_in_the_process() -> None:
-    """The library's libgomp dependency resolves to the runtime PyTorch loaded (no second pool)."""
+    """The library's ``libgomp.so.1`` dependency resolves to the runtime PyTorch loaded (no second
+    pool). Other wheels' vendored copies (``libgomp-<hash>.so.1``, e.g. scikit-learn's) have
+    names of their own and are not what the library links."""
     maps = Path("/proc/self/maps")
     if not maps.exists():
         pytest.skip("no /proc/self/maps on this system")
-    gomp = {line.split()[-1] for line in maps.read_text().splitlines() if "libgomp" in line}
+    paths = {line.split()[-1] for line in maps.read_text().splitlines() if "/" in line}
+    gomp = {p for p in paths if Path(p).name == "libgomp.so.1"}
     assert len(gomp) == 1, gomp
+    torch_lib = Path(torch.__file__).parent / "lib"
+    assert Path(gomp.pop()).parent.resolve() == torch_lib.resolve()
 
 
 @built
